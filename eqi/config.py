@@ -1,0 +1,259 @@
+"""Typed run configuration: YAML in, validation errors that name the field.
+
+A run is "these regions x these years, from this source, on this grid, producing these products".
+Command-line flags override values from a YAML file (:func:`merge_overrides`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from eqi.errors import ConfigError
+from eqi.mask import DEFAULT_QA_BAD, DEFAULT_SCL_BAD, QA_PIXEL_BITS
+
+__all__ = [
+    "ALBERS_CHINA",
+    "SeasonWindow",
+    "MaskConfig",
+    "CompositeConfig",
+    "RseiOptions",
+    "RunConfig",
+    "load_config",
+    "merge_overrides",
+    "config_hash",
+]
+
+# Equal-area Albers used by the CLCD product for China (spec §0.2 [V]).
+ALBERS_CHINA = (
+    "+proj=aea +lat_1=25 +lat_2=47 +lat_0=0 +lon_0=105 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
+)
+CRS_ALIASES = {"albers-china": ALBERS_CHINA, "albers": ALBERS_CHINA}
+
+_SEASON = re.compile(r"^(\d{2})-(\d{2})/(\d{2})-(\d{2})$")
+
+
+class SeasonWindow(BaseModel):
+    """A within-year window ``MM-DD/MM-DD`` (inclusive); may wrap the new year (11-01/02-28)."""
+
+    model_config = ConfigDict(frozen=True)
+    start: tuple[int, int]
+    end: tuple[int, int]
+
+    @classmethod
+    def parse(cls, text: str) -> SeasonWindow:
+        match = _SEASON.match(text.strip())
+        if not match:
+            raise ValueError(f"season '{text}' must look like MM-DD/MM-DD, e.g. 06-01/09-30")
+        m1, d1, m2, d2 = (int(g) for g in match.groups())
+        for m, d in ((m1, d1), (m2, d2)):
+            if not (1 <= m <= 12 and 1 <= d <= 31):
+                raise ValueError(f"season '{text}' has an invalid month/day")
+        return cls(start=(m1, d1), end=(m2, d2))
+
+    def datetime_range(self, year: int) -> str:
+        """STAC datetime interval for ``year`` (the window starts in ``year``)."""
+        end_year = year if self.end >= self.start else year + 1
+        return (
+            f"{year:04d}-{self.start[0]:02d}-{self.start[1]:02d}T00:00:00Z/"
+            f"{end_year:04d}-{self.end[0]:02d}-{self.end[1]:02d}T23:59:59Z"
+        )
+
+    def __str__(self) -> str:
+        return f"{self.start[0]:02d}-{self.start[1]:02d}/{self.end[0]:02d}-{self.end[1]:02d}"
+
+
+class MaskConfig(BaseModel):
+    """Which QA_PIXEL flags and SCL classes count as not clear; optional buffer in pixels."""
+
+    model_config = ConfigDict(extra="forbid")
+    qa_pixel_bad: list[str] = Field(default_factory=lambda: list(DEFAULT_QA_BAD))
+    scl_bad: list[int] = Field(default_factory=lambda: list(DEFAULT_SCL_BAD))
+    buffer_px: int = Field(0, ge=0, le=20)
+
+    @field_validator("qa_pixel_bad")
+    @classmethod
+    def _known_bits(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in QA_PIXEL_BITS or v in {"fill", "clear"}]
+        if unknown:
+            raise ValueError(
+                f"unknown QA_PIXEL flag(s) {unknown}; choose from dilated_cloud, cirrus, cloud, "
+                "cloud_shadow, snow, water"
+            )
+        return value
+
+    @field_validator("scl_bad")
+    @classmethod
+    def _known_classes(cls, value: list[int]) -> list[int]:
+        bad = [v for v in value if not 1 <= v <= 11]
+        if bad:
+            raise ValueError(f"SCL classes must be 1..11 (0 is always nodata); got {bad}")
+        return value
+
+
+class CompositeConfig(BaseModel):
+    """Per-pixel statistic over the clear observations of the season."""
+
+    model_config = ConfigDict(extra="forbid")
+    statistic: Literal["median"] = "median"
+    percentiles: list[float] = Field(default_factory=list)
+    min_clear: int = Field(1, ge=1, description="fewer clear observations -> nodata")
+
+    @field_validator("percentiles")
+    @classmethod
+    def _in_range(cls, value: list[float]) -> list[float]:
+        if any(not 0 <= p <= 100 for p in value):
+            raise ValueError("percentiles must be within 0..100")
+        return value
+
+
+class RseiOptions(BaseModel):
+    """How RSEI gets its heat component and how it is normalised (see configs/methods/rsei.yaml)."""
+
+    model_config = ConfigDict(extra="forbid")
+    variant: Literal["rsei", "rsei3"] = "rsei"
+    mode: Literal["per-year", "pooled"] = "per-year"
+
+
+class RunConfig(BaseModel):
+    """Everything a run needs.  Paths are resolved relative to the config file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(..., description="STAC API URL or stac-geoparquet archive file")
+    collections: list[str] = Field(..., min_length=1)
+    aoi: str = Field(..., description="vector file or library name such as sichuan:510117")
+    aoi_name_field: str | None = None
+    years: list[int] = Field(..., min_length=1)
+    season: str = "06-01/09-30"
+    crs: str = "albers-china"
+    resolution: float = Field(30.0, gt=0, le=10000)
+    products: list[str] = Field(default_factory=lambda: ["composite", "count", "ndvi"])
+    out: Path
+    mask: MaskConfig = Field(default_factory=MaskConfig)
+    composite: CompositeConfig = Field(default_factory=CompositeConfig)
+    rsei: RseiOptions = Field(default_factory=RseiOptions)
+    resampling: Literal["nearest", "bilinear", "cubic", "average"] = "nearest"
+    max_cloud_cover: float | None = Field(None, ge=0, le=100)
+    s2_boa_offset: Literal[0, -1000] | None = None
+    require_mask: bool = True
+    chunk: int = Field(512, ge=512)
+    simulated: bool = False
+    title: str | None = None
+
+    @field_validator("years")
+    @classmethod
+    def _years(cls, value: list[int]) -> list[int]:
+        bad = [y for y in value if not 1972 <= y <= 2100]
+        if bad:
+            raise ValueError(f"years out of range: {bad}")
+        return sorted(set(value))
+
+    @field_validator("season")
+    @classmethod
+    def _season(cls, value: str) -> str:
+        SeasonWindow.parse(value)
+        return value
+
+    @field_validator("chunk")
+    @classmethod
+    def _chunk(cls, value: int) -> int:
+        if value % 512:
+            raise ValueError("chunk must be a multiple of 512")
+        return value
+
+    @model_validator(mode="after")
+    def _crs_known(self) -> RunConfig:
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        try:
+            CRS.from_user_input(CRS_ALIASES.get(self.crs, self.crs))
+        except CRSError as exc:
+            raise ValueError(
+                f"unknown CRS '{self.crs}': use an EPSG code (EPSG:32648), a PROJ string, "
+                "or 'albers-china'"
+            ) from exc
+        return self
+
+    @property
+    def season_window(self) -> SeasonWindow:
+        return SeasonWindow.parse(self.season)
+
+    @property
+    def crs_string(self) -> str:
+        return CRS_ALIASES.get(self.crs, self.crs)
+
+
+def _format_validation(exc: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def _is_path_like(key: str, value: str) -> bool:
+    if "://" in value:
+        return False  # a URL
+    if key == "aoi" and not Path(value).suffix:
+        return False  # a library name such as "sichuan:510117"
+    return True
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    data = dict(data)
+    for key in ("source", "aoi", "out"):
+        value = data.get(key)
+        if isinstance(value, str) and value and _is_path_like(key, value):
+            candidate = Path(value).expanduser()
+            if not candidate.is_absolute():
+                data[key] = str((base / candidate).resolve())
+    return data
+
+
+def build_config(data: dict[str, Any], origin: str = "flags") -> RunConfig:
+    """Validate a mapping into a :class:`RunConfig`, raising :class:`ConfigError`."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, origin)) from None
+
+
+def load_config(path: Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML run config; relative paths are taken relative to the file's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    data = _resolve_paths(data, path.parent.resolve())
+    data = merge_overrides(data, overrides or {})
+    return build_config(data, origin=str(path))
+
+
+def merge_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return ``data`` with every non-None override applied (flags beat the file)."""
+    merged = dict(data)
+    for key, value in overrides.items():
+        if value is not None:
+            merged[key] = value
+    return merged
+
+
+def config_hash(config: RunConfig) -> str:
+    """Short stable hash of the settings that change results (not the output folder)."""
+    payload = config.model_dump(mode="json", exclude={"out", "title"})
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]

@@ -1,0 +1,204 @@
+"""Load scenes with odc-stac onto an explicit GeoBox, as integer DN, in Dask chunks.
+
+Items from different catalogs name their assets differently (``B04``, ``red``, ``SR_B4.TIF``);
+:func:`normalise_item` renames them to eqi's sensor-neutral aliases so one load call serves all.
+Items are grouped by sensor and scaling (:func:`group_items`): a group shares band names,
+scale/offset and mask scheme, and is loaded as one Dataset whose values stay integer DN until the
+composite stage converts them (see :mod:`eqi.composite`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import odc.stac
+import pystac
+import xarray as xr
+from distributed.diagnostics.plugin import WorkerPlugin
+from odc.geo.geobox import GeoBox
+
+from eqi.errors import BandError
+from eqi.sensors import ItemBands, SensorSpec, identify_sensor, resolve_item
+
+__all__ = ["ItemGroup", "group_items", "normalise_item", "load_group", "configure_gdal", "GDAL_OPTIONS"]
+
+# GDAL settings applied in this process and on every Dask worker (configure_gdal).
+GDAL_OPTIONS: dict[str, Any] = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no directory listing per file open
+    "GDAL_HTTP_MAX_RETRY": "5",
+    "GDAL_HTTP_RETRY_DELAY": "1",
+    "GDAL_HTTP_MULTIRANGE": "YES",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_CACHEMAX": 256,  # MiB per process: a capped block cache
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff,.jp2",
+    "VSI_CACHE": "TRUE",
+}
+
+_DTYPES = {"mask-scl": "uint8", "mask": "uint16", "data": "uint16"}
+
+
+@dataclass(frozen=True)
+class ItemGroup:
+    """Items of one sensor and one scaling, loadable together."""
+
+    sensor: SensorSpec
+    bands: tuple[str, ...]
+    items: tuple[pystac.Item, ...]  # normalised items (assets keyed by alias)
+    resolved: tuple[ItemBands, ...]
+
+    @property
+    def scale(self) -> dict[str, float]:
+        first = self.resolved[0]
+        return {a: first.bands[a].scale for a in self.bands}
+
+    @property
+    def offset(self) -> dict[str, float]:
+        first = self.resolved[0]
+        return {a: first.bands[a].offset for a in self.bands}
+
+    @property
+    def nodata(self) -> dict[str, int]:
+        first = self.resolved[0]
+        return {a: first.bands[a].nodata for a in self.bands}
+
+    @property
+    def mask_alias(self) -> str:
+        return self.sensor.mask.alias
+
+    @property
+    def has_mask(self) -> bool:
+        return all(r.mask is not None for r in self.resolved)
+
+
+def normalise_item(item: pystac.Item, resolved: ItemBands) -> pystac.Item:
+    """Copy of ``item`` whose assets are exactly the resolved bands, keyed by alias."""
+    out = pystac.Item(
+        id=item.id,
+        geometry=item.geometry,
+        bbox=item.bbox,
+        datetime=item.datetime,
+        properties=dict(item.properties),
+        collection=item.collection_id,
+        stac_extensions=list(item.stac_extensions),
+    )
+    entries = list(resolved.bands.values()) + ([resolved.mask] if resolved.mask else [])
+    for band in entries:
+        original = item.assets[band.asset_key]
+        extra = {k: v for k, v in original.extra_fields.items() if k.startswith("proj:")}
+        is_mask = band.alias in {"qa_pixel", "scl"}
+        dtype = "uint8" if band.alias == "scl" else "uint16"
+        extra["raster:bands"] = [{"nodata": band.nodata, "data_type": dtype}]
+        out.add_asset(
+            band.alias,
+            pystac.Asset(
+                href=band.href,
+                media_type=original.media_type,
+                roles=["data", "cloud-mask"] if is_mask else ["data"],
+                extra_fields=extra,
+            ),
+        )
+    return out
+
+
+def group_items(
+    items: Iterable[pystac.Item],
+    bands: Sequence[str],
+    *,
+    s2_boa_offset: int | None = None,
+    require_mask: bool = True,
+) -> list[ItemGroup]:
+    """Resolve items to ``bands`` and group them by sensor and scaling.
+
+    Bands a sensor does not have at all (``lwir`` for Sentinel-2) are left out of that sensor's
+    group; a band the sensor has but an item lacks raises :class:`BandError` naming the item.
+    """
+    buckets: dict[tuple[Any, ...], list[tuple[pystac.Item, ItemBands]]] = {}
+    for item in items:
+        sensor = identify_sensor(item)
+        wanted = [b for b in bands if b in sensor.bands]
+        if not wanted:
+            raise BandError(f"item {item.id} ({sensor.title}) has none of the bands {list(bands)}")
+        resolved = resolve_item(
+            item, wanted, s2_boa_offset=s2_boa_offset, require_mask=require_mask
+        )
+        key = (sensor.id, tuple(wanted), resolved.scaling_key, resolved.mask is not None)
+        buckets.setdefault(key, []).append((item, resolved))
+    groups = []
+    for (_sensor, wanted, _scaling, _has_mask), members in sorted(
+        buckets.items(), key=lambda kv: (kv[0][0], str(kv[0][2]))
+    ):
+        members.sort(key=lambda pair: (pair[0].datetime or 0, pair[0].id))
+        groups.append(
+            ItemGroup(
+                sensor=members[0][1].sensor,
+                bands=tuple(wanted),
+                items=tuple(normalise_item(i, r) for i, r in members),
+                resolved=tuple(r for _, r in members),
+            )
+        )
+    return groups
+
+
+def _patch_url_for(items: Sequence[pystac.Item]):
+    """Planetary Computer blobs need a SAS token; sign hrefs lazily when they point there."""
+    if not any("blob.core.windows.net" in a.href for i in items for a in i.assets.values()):
+        return None
+    import planetary_computer
+
+    return planetary_computer.sign
+
+
+def load_group(
+    group: ItemGroup,
+    geobox: GeoBox,
+    *,
+    chunk: int = 512,
+    resampling: str = "nearest",
+) -> xr.Dataset:
+    """Lazily load a group's bands and mask onto ``geobox`` as integer DN.
+
+    Dims ``(time, y, x)``; chunks ``time=1`` and ``chunk`` pixels in y and x.  Items of the same
+    solar day (adjacent tiles) are fused into one time slice.  Mask bands always use nearest
+    resampling.
+    """
+    names = list(group.bands)
+    if group.has_mask:
+        names.append(group.mask_alias)
+    resampling_map = {b: resampling for b in group.bands}
+    resampling_map[group.mask_alias] = "nearest"
+    ds = odc.stac.load(
+        list(group.items),
+        bands=names,
+        geobox=geobox,
+        groupby="solar_day",
+        chunks={"time": 1, "x": chunk, "y": chunk},
+        resampling=resampling_map,
+        patch_url=_patch_url_for(group.items),
+        fail_on_error=True,
+    )
+    ds.attrs["sensor"] = group.sensor.id
+    ds.attrs["item_ids"] = [i.id for i in group.items]
+    return ds
+
+
+class GdalWorkerPlugin(WorkerPlugin):
+    """Dask WorkerPlugin: apply the GDAL options when a worker starts (and on restarts)."""
+
+    name = "eqi-gdal-options"
+
+    def setup(self, worker: Any) -> None:
+        odc.stac.configure_rio(cloud_defaults=False, **GDAL_OPTIONS)
+
+
+def configure_gdal(client: Any | None = None) -> None:
+    """Apply :data:`GDAL_OPTIONS` here and, given a dask.distributed client, on every worker.
+
+    odc-stac reads through its own rasterio environment, configured per process by
+    ``configure_rio``; worker processes are configured by a WorkerPlugin, which also runs on
+    workers that join later.
+    """
+    odc.stac.configure_rio(cloud_defaults=False, **GDAL_OPTIONS)
+    if client is not None:
+        client.register_plugin(GdalWorkerPlugin())

@@ -1,0 +1,469 @@
+"""Per-collection band tables: sensor-neutral aliases, scaling, nodata and mask bands.
+
+Formulas elsewhere in eqi use only the aliases ``coastal, blue, green, red, rededge1-3, nir, nir08,
+nir09, swir16, swir22, lwir``.  This module maps a STAC item from any supported catalog (Earth
+Search v0/v1, Planetary Computer, USGS LandsatLook, an eqi archive) to those aliases, with the
+scale/offset that turns its digital numbers (DN) into surface reflectance (unitless, 0-1) or
+surface temperature (kelvin).
+
+Scaling rules
+-------------
+* Landsat Collection 2 Level-2: SR = DN x 2.75e-5 - 0.2; ST(K) = DN x 0.00341802 + 149.0; DN 0 is
+  fill (USGS, published constant scaling; spec §0.3).
+* Sentinel-2 L2A: reflectance = (DN + BOA_ADD_OFFSET) / 10000 with BOA_ADD_OFFSET = -1000 from
+  processing baseline 04.00, else 0.  Decided per item from its own metadata
+  (:func:`s2_boa_offset_dn`); the ``raster:bands`` offset of Earth Search's ``sentinel-2-l2a``
+  collection is known to be wrong for harmonised items (Element84/earth-search#66, #71), so the
+  baseline and the ``boa_offset_applied`` flag decide, not that field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import pystac
+
+from eqi.errors import BandError, ScalingError
+
+__all__ = [
+    "ALIASES",
+    "BandSpec",
+    "SensorSpec",
+    "SENSORS",
+    "KNOWN_COLLECTIONS",
+    "ResolvedBand",
+    "ItemBands",
+    "identify_sensor",
+    "resolve_item",
+    "s2_boa_offset_dn",
+    "check_collections",
+    "check_bands",
+]
+
+ALIASES: tuple[str, ...] = (
+    "coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3",
+    "nir", "nir08", "nir09", "swir16", "swir22", "lwir",
+)  # fmt: skip
+
+BandKind = Literal["reflectance", "temperature", "mask"]
+MaskKind = Literal["qa_pixel", "scl"]
+
+
+@dataclass(frozen=True)
+class BandSpec:
+    """One band of a sensor: how catalogs name it and how to scale its DN."""
+
+    alias: str
+    native: str  # name in the delivered files, e.g. "SR_B4" or "B04"
+    keys: tuple[str, ...]  # candidate STAC asset keys, most specific first
+    scale: float
+    offset: float
+    nodata: int
+    resolution_m: float
+    center_um: float | None = None
+    kind: BandKind = "reflectance"
+
+
+@dataclass(frozen=True)
+class SensorSpec:
+    """A sensor's band table and mask scheme."""
+
+    id: str  # "landsat8", "sentinel2", ...
+    family: Literal["landsat-c2l2", "sentinel2-l2a"]
+    title: str
+    bands: Mapping[str, BandSpec]
+    mask: BandSpec
+    mask_kind: MaskKind
+
+
+def _landsat_sr(alias: str, n: int, center: float) -> BandSpec:
+    return BandSpec(
+        alias=alias,
+        native=f"SR_B{n}",
+        keys=(alias, f"SR_B{n}", f"sr_b{n}", f"B{n}"),
+        scale=2.75e-5,
+        offset=-0.2,
+        nodata=0,
+        resolution_m=30.0,
+        center_um=center,
+    )
+
+
+def _landsat_st(n: int) -> BandSpec:
+    return BandSpec(
+        alias="lwir",
+        native=f"ST_B{n}",
+        keys=("lwir", "lwir11", f"ST_B{n}", f"st_b{n}", "lwir1"),
+        scale=0.00341802,
+        offset=149.0,
+        nodata=0,
+        resolution_m=30.0,
+        center_um=10.9 if n == 10 else 11.45,
+        kind="temperature",
+    )
+
+
+_QA_PIXEL = BandSpec(
+    alias="qa_pixel",
+    native="QA_PIXEL",
+    keys=("qa_pixel", "QA_PIXEL"),
+    scale=1.0,
+    offset=0.0,
+    nodata=1,  # bit 0 "fill" set
+    resolution_m=30.0,
+    kind="mask",
+)
+
+
+def _landsat_oli(sensor_id: str, title: str) -> SensorSpec:
+    bands = [
+        _landsat_sr("coastal", 1, 0.443),
+        _landsat_sr("blue", 2, 0.482),
+        _landsat_sr("green", 3, 0.561),
+        _landsat_sr("red", 4, 0.655),
+        _landsat_sr("nir", 5, 0.865),
+        _landsat_sr("swir16", 6, 1.609),
+        _landsat_sr("swir22", 7, 2.201),
+        _landsat_st(10),
+    ]
+    # OLI B5 is called "nir08" by Earth Search / Planetary Computer / USGS; it is eqi's "nir".
+    bands[4] = BandSpec(**{**bands[4].__dict__, "keys": ("nir08", "nir", "SR_B5", "sr_b5", "B5")})
+    return SensorSpec(
+        id=sensor_id,
+        family="landsat-c2l2",
+        title=title,
+        bands={b.alias: b for b in bands},
+        mask=_QA_PIXEL,
+        mask_kind="qa_pixel",
+    )
+
+
+def _landsat_tm(sensor_id: str, title: str) -> SensorSpec:
+    bands = [
+        _landsat_sr("blue", 1, 0.485),
+        _landsat_sr("green", 2, 0.56),
+        _landsat_sr("red", 3, 0.66),
+        _landsat_sr("nir", 4, 0.835),
+        _landsat_sr("swir16", 5, 1.65),
+        _landsat_sr("swir22", 7, 2.215),
+        _landsat_st(6),
+    ]
+    bands[3] = BandSpec(**{**bands[3].__dict__, "keys": ("nir08", "nir", "SR_B4", "sr_b4", "B4")})
+    return SensorSpec(
+        id=sensor_id,
+        family="landsat-c2l2",
+        title=title,
+        bands={b.alias: b for b in bands},
+        mask=_QA_PIXEL,
+        mask_kind="qa_pixel",
+    )
+
+
+def _s2(alias: str, native: str, res: float, center: float, extra_keys: tuple[str, ...] = ()) -> BandSpec:
+    return BandSpec(
+        alias=alias,
+        native=native,
+        keys=(*extra_keys, alias, native, native.lower()),
+        scale=1e-4,
+        offset=0.0,  # replaced per item by the BOA offset
+        nodata=0,
+        resolution_m=res,
+        center_um=center,
+    )
+
+
+_S2_BANDS = [
+    _s2("coastal", "B01", 60, 0.443),
+    _s2("blue", "B02", 10, 0.492),
+    _s2("green", "B03", 10, 0.560),
+    _s2("red", "B04", 10, 0.665),
+    _s2("rededge1", "B05", 20, 0.704),
+    _s2("rededge2", "B06", 20, 0.740),
+    _s2("rededge3", "B07", 20, 0.783),
+    _s2("nir", "B08", 10, 0.833),
+    _s2("nir08", "B8A", 20, 0.865),
+    _s2("nir09", "B09", 60, 0.945),
+    _s2("swir16", "B11", 20, 1.614),
+    _s2("swir22", "B12", 20, 2.202),
+]
+
+SENSORS: dict[str, SensorSpec] = {
+    "landsat5": _landsat_tm("landsat5", "Landsat 5 TM, Collection 2 Level-2"),
+    "landsat7": _landsat_tm("landsat7", "Landsat 7 ETM+, Collection 2 Level-2"),
+    "landsat8": _landsat_oli("landsat8", "Landsat 8 OLI/TIRS, Collection 2 Level-2"),
+    "landsat9": _landsat_oli("landsat9", "Landsat 9 OLI-2/TIRS-2, Collection 2 Level-2"),
+    "sentinel2": SensorSpec(
+        id="sentinel2",
+        family="sentinel2-l2a",
+        title="Sentinel-2 MSI Level-2A",
+        bands={b.alias: b for b in _S2_BANDS},
+        mask=BandSpec(
+            alias="scl",
+            native="SCL",
+            keys=("scl", "SCL"),
+            scale=1.0,
+            offset=0.0,
+            nodata=0,
+            resolution_m=20,
+            kind="mask",
+        ),
+        mask_kind="scl",
+    ),
+}
+
+# Collection ids eqi knows, by catalog, and the sensor family they hold.
+KNOWN_COLLECTIONS: dict[str, str] = {
+    "sentinel-2-l2a": "sentinel2-l2a",  # Earth Search v1, Planetary Computer, CDSE, eqi archive
+    "sentinel-2-c1-l2a": "sentinel2-l2a",  # Earth Search Collection-1 reprocessing
+    "sentinel-s2-l2a-cogs": "sentinel2-l2a",  # Earth Search v0
+    "landsat-c2-l2": "landsat-c2l2",  # Earth Search v1, Planetary Computer, eqi archive
+    "landsat-c2l2-sr": "landsat-c2l2",  # USGS LandsatLook
+    "landsat-c2l2-st": "landsat-c2l2",  # USGS LandsatLook (thermal)
+}
+
+_LANDSAT_ID = re.compile(r"^L([CTEOM])0?([45789])_L2S[PR]_")
+_S2_BASELINE = re.compile(r"_N(\d{2})(\d{2})_")
+
+
+def check_collections(collections: Iterable[str]) -> list[str]:
+    """Return the collections unchanged, or raise BandError naming unknown ones."""
+    names = list(collections)
+    unknown = [c for c in names if c not in KNOWN_COLLECTIONS]
+    if unknown:
+        raise BandError(
+            f"unknown collection(s): {', '.join(unknown)}. eqi supports: "
+            f"{', '.join(sorted(KNOWN_COLLECTIONS))}"
+        )
+    if not names:
+        raise BandError("no collection given; pass --collections, e.g. sentinel-2-l2a,landsat-c2-l2")
+    return names
+
+
+def check_bands(bands: Iterable[str]) -> list[str]:
+    """Return the band aliases unchanged, or raise BandError naming unknown ones."""
+    names = list(bands)
+    unknown = [b for b in names if b not in ALIASES]
+    if unknown:
+        raise BandError(
+            f"unknown band(s): {', '.join(unknown)}. Use sensor-neutral aliases: {', '.join(ALIASES)}"
+        )
+    return names
+
+
+@dataclass(frozen=True)
+class ResolvedBand:
+    """A band of one item: the asset to read and the DN -> physical-units conversion."""
+
+    alias: str
+    asset_key: str
+    href: str
+    scale: float
+    offset: float
+    nodata: int
+
+
+@dataclass(frozen=True)
+class ItemBands:
+    """What eqi needs from one item: its sensor, bands by alias and mask band."""
+
+    item_id: str
+    sensor: SensorSpec
+    datetime: datetime | None
+    bands: dict[str, ResolvedBand]
+    mask: ResolvedBand | None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def scaling_key(self) -> tuple[tuple[str, float, float], ...]:
+        """Hashable summary of the scaling, used to group items that can share a load."""
+        return tuple((a, b.scale, b.offset) for a, b in sorted(self.bands.items()))
+
+
+def _platform(item: pystac.Item) -> str:
+    props = item.properties
+    value = props.get("platform") or props.get("eo:platform") or ""
+    return str(value).lower().replace("_", "-").replace(" ", "-")
+
+
+def identify_sensor(item: pystac.Item) -> SensorSpec:
+    """Tell which sensor (and processing level) an item holds, or raise BandError."""
+    platform = _platform(item)
+    collection = item.collection_id or item.properties.get("collection") or ""
+    ident = item.id
+    if "l1c" in collection.lower() or "MSIL1C" in ident or "_L1C" in ident:
+        raise BandError(
+            f"item {ident}: Sentinel-2 Level-1C is top-of-atmosphere reflectance; eqi needs "
+            "Level-2A surface reflectance (collection sentinel-2-l2a)"
+        )
+    if platform.startswith("sentinel-2") or KNOWN_COLLECTIONS.get(collection) == "sentinel2-l2a":
+        return SENSORS["sentinel2"]
+    match = _LANDSAT_ID.match(ident)
+    number = None
+    if platform.startswith("landsat-"):
+        number = platform.split("-", 1)[1]
+    elif match:
+        number = match.group(2)
+    if number in {"5", "7", "8", "9"}:
+        if re.match(r"^L[CTEOM]0?\d_L1", ident):
+            raise BandError(f"item {ident}: Landsat Level-1 is not surface reflectance; use Collection 2 Level-2")
+        return SENSORS[f"landsat{number}"]
+    raise BandError(
+        f"item {ident} (collection '{collection}', platform '{platform}') is not a supported "
+        "sensor; eqi reads Sentinel-2 L2A and Landsat 5/7/8/9 Collection 2 Level-2"
+    )
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false"}:
+        return value.lower() == "true"
+    return None
+
+
+def _baseline(item: pystac.Item) -> float | None:
+    props = item.properties
+    for key in ("s2:processing_baseline", "sentinel:processing_baseline", "processing:version"):
+        value = props.get(key)
+        if value not in (None, ""):
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                pass
+    for key in ("s2:product_uri", "sentinel:product_id", "s2:granule_id", "s2:datatake_id"):
+        value = props.get(key)
+        if isinstance(value, str):
+            match = _S2_BASELINE.search(value.replace(".", "_") + "_")
+            if match:
+                return float(f"{match.group(1)}.{match.group(2)}")
+    match = _S2_BASELINE.search(item.id + "_")
+    if match:
+        return float(f"{match.group(1)}.{match.group(2)}")
+    return None
+
+
+def s2_boa_offset_dn(item: pystac.Item, override: int | None = None) -> int:
+    """BOA_ADD_OFFSET in DN for a Sentinel-2 L2A item (0 or -1000).
+
+    Order: an explicit ``override`` (config ``s2_boa_offset``); the catalog's own flag that the
+    offset was already removed from the pixels (``earthsearch:boa_offset_applied`` /
+    ``sentinel:boa_offset_applied`` true -> 0); the processing baseline (property or ``_Nxxyy_`` in
+    the product id) >= 04.00 -> -1000, else 0.  Otherwise :class:`ScalingError`.
+    """
+    if override is not None:
+        return int(override)
+    props = item.properties
+    for key in ("earthsearch:boa_offset_applied", "sentinel:boa_offset_applied"):
+        flag = _bool(props.get(key))
+        if flag is True:
+            return 0
+    baseline = _baseline(item)
+    if baseline is not None:
+        return -1000 if baseline >= 4.0 else 0
+    raise ScalingError(
+        f"Sentinel-2 item {item.id}: cannot tell its processing baseline, so the BOA offset "
+        "(0 before baseline 04.00, -1000 from 04.00) is unknown. Add the property "
+        "'s2:processing_baseline' to the item, or state the offset for the run with "
+        "'s2_boa_offset: 0' or '-1000' in the config (--s2-boa-offset)."
+    )
+
+
+def _find_asset(item: pystac.Item, spec: BandSpec) -> tuple[str, pystac.Asset] | None:
+    assets = item.assets
+    for key in spec.keys:
+        if key in assets:
+            return key, assets[key]
+    # last resort: a file name that ends with the native band name (USGS/ES v0 layouts)
+    pattern = re.compile(rf"(^|[_/]){re.escape(spec.native)}\.(tif|TIF|tiff|jp2)$")
+    for key, asset in assets.items():
+        if pattern.search(asset.href):
+            return key, asset
+    return None
+
+
+def _nodata_of(asset: pystac.Asset, default: int) -> int:
+    bands = asset.extra_fields.get("raster:bands") or []
+    if bands and isinstance(bands[0], dict) and bands[0].get("nodata") is not None:
+        try:
+            return int(bands[0]["nodata"])
+        except (TypeError, ValueError):
+            return default
+    return default
+
+
+def resolve_item(
+    item: pystac.Item,
+    needed: Iterable[str] | None = None,
+    *,
+    s2_boa_offset: int | None = None,
+    require_mask: bool = True,
+) -> ItemBands:
+    """Map an item's assets to eqi aliases with their scaling.
+
+    Parameters
+    ----------
+    item : the STAC item.
+    needed : aliases the run needs; a missing one raises :class:`BandError`.  ``None`` resolves
+        every band the item has.
+    s2_boa_offset : explicit Sentinel-2 BOA offset in DN for items whose metadata cannot tell.
+    require_mask : raise when the item lacks its cloud mask band (QA_PIXEL / SCL).
+    """
+    sensor = identify_sensor(item)
+    wanted = list(needed) if needed is not None else list(sensor.bands)
+    check_bands(wanted)
+    notes: list[str] = []
+    offset_dn = 0
+    if sensor.family == "sentinel2-l2a":
+        offset_dn = s2_boa_offset_dn(item, s2_boa_offset)
+        notes.append(f"BOA_ADD_OFFSET={offset_dn}")
+    resolved: dict[str, ResolvedBand] = {}
+    for alias in wanted:
+        spec = sensor.bands.get(alias)
+        found = _find_asset(item, spec) if spec is not None else None
+        if spec is None or found is None:
+            if needed is None:
+                continue
+            have = sorted(a for a in sensor.bands if _find_asset(item, sensor.bands[a]))
+            raise BandError(
+                f"item {item.id} ({sensor.title}) has no '{alias}' band; it has: {', '.join(have)}"
+                + (". Thermal (lwir) exists only in Landsat L2SP products" if alias == "lwir" else "")
+            )
+        key, asset = found
+        offset = spec.offset + (offset_dn * spec.scale if sensor.family == "sentinel2-l2a" else 0.0)
+        resolved[alias] = ResolvedBand(
+            alias=alias,
+            asset_key=key,
+            href=asset.get_absolute_href() or asset.href,
+            scale=spec.scale,
+            offset=round(offset, 10),
+            nodata=_nodata_of(asset, spec.nodata),
+        )
+    mask = None
+    found = _find_asset(item, sensor.mask)
+    if found is not None:
+        key, asset = found
+        mask = ResolvedBand(
+            alias=sensor.mask.alias,
+            asset_key=key,
+            href=asset.get_absolute_href() or asset.href,
+            scale=1.0,
+            offset=0.0,
+            nodata=sensor.mask.nodata,
+        )
+    elif require_mask:
+        raise BandError(
+            f"item {item.id} has no {sensor.mask.native} band, so clouds cannot be masked; "
+            "add it to the item, or set 'require_mask: false' to accept unmasked scenes"
+        )
+    return ItemBands(
+        item_id=item.id,
+        sensor=sensor,
+        datetime=item.datetime,
+        bands=resolved,
+        mask=mask,
+        notes=tuple(notes),
+    )
