@@ -1,0 +1,237 @@
+"""Land-cover class table, product mappings and reclassification (eqi.landcover)."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import dask.array as dsa
+import numpy as np
+import pytest
+import rasterio
+import xarray as xr
+
+from eqi import landcover as lc
+from eqi.errors import ConfigError, InputError
+
+# documented source codes per product (methods spec §1.3)
+DOCUMENTED = {
+    "esa-worldcover": {10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100},
+    "dynamic-world": set(range(0, 9)),
+    "esri-lulc": set(range(1, 12)),
+    "clcd": set(range(1, 10)),
+}
+HEX = re.compile(r"^#[0-9a-f]{6}$", re.IGNORECASE)
+
+
+# ------------------------------------------------------------------ class table and mappings
+
+
+def test_class_table_has_cas_lucc_levels():
+    table = lc.load_class_table()
+    assert table.codes(1) == (1, 2, 3, 4, 5, 6)
+    level2 = table.codes(2)
+    assert len(level2) == 25
+    assert {c // 10 for c in level2} == set(table.codes(1))
+    for c in table:
+        assert HEX.match(c.color), c
+        assert c.name_zh and c.name_en
+        if c.level == 2:
+            assert c.parent == c.code // 10
+    assert table.get(31).name_zh == "高覆盖度草地"
+    assert table.get(65).name_zh == "裸土地" and table.get(65).parent == 6
+    assert table.nodata.code == 0 and 0 not in table
+    parent = table.parent_lookup()
+    assert (
+        parent[31] == 3
+        and parent[66] == 6
+        and parent[4] == 4
+        and parent[0] == 0
+        and parent[99] == 0
+    )
+    cmap = table.colormap(1)
+    assert set(cmap) == {0, 1, 2, 3, 4, 5, 6} and cmap[0][3] == 0 and cmap[2][3] == 255
+    assert cmap[2][:3] == table.get(2).rgb
+    with pytest.raises(InputError, match="not in the national class table"):
+        table.get(7)
+
+
+@pytest.mark.parametrize("product", sorted(DOCUMENTED))
+def test_mapping_covers_every_documented_code(product):
+    table = lc.load_class_table()
+    mapping = lc.load_mapping(product)
+    assert set(mapping.codes) == DOCUMENTED[product]
+    assert mapping.source and mapping.tag and mapping.mapping_tag == "[D]"
+    for cls in mapping.classes:
+        if cls.to_nodata:
+            continue
+        assert cls.level1 in table.codes(1)
+        assert cls.level2 in table.codes(2)
+        assert table.get(cls.level2).parent == cls.level1
+    l1, l2 = mapping.lookup(1), mapping.lookup(2)
+    assert l1.dtype == np.uint8 and l1.shape == (256,)
+    for code in range(256):  # undocumented codes map to nodata
+        if code not in DOCUMENTED[product]:
+            assert l1[code] == 0 and l2[code] == 0
+
+
+def test_product_specific_mapping_details():
+    assert lc.load_mapping("clcd").tag == "[U]"
+    assert all(c.tag == "[U]" for c in lc.load_mapping("clcd").classes)
+    esri = lc.load_mapping("esri-lulc")
+    assert esri[10].to_nodata and esri.lookup(1)[10] == 0  # clouds → nodata
+    dw = lc.load_mapping("dynamic-world")
+    assert dw.nodata is None and dw.lookup(1)[0] == 4  # label 0 is water, not nodata
+    wc = lc.load_mapping("esa-worldcover")
+    assert wc.lookup(2)[30] == 32 and wc.split_mask()[30] and not wc.split_mask()[100]
+    assert wc.lookup(2)[100] == 33 and wc.lookup(1)[70] == 4
+
+
+def test_unknown_product_and_level_are_config_errors():
+    with pytest.raises(ConfigError, match="unknown land-cover product"):
+        lc.load_mapping("modis")
+    da = xr.DataArray(np.array([[10]], dtype=np.uint8), dims=("y", "x"))
+    with pytest.raises(ConfigError, match="level must be 1"):
+        lc.reclassify(da, lc.load_mapping("esa-worldcover"), level=3)
+
+
+# ------------------------------------------------------------------ real WorldCover tiles
+
+
+def _read_worldcover(sample_data, year: int) -> xr.DataArray:
+    version = {2020: "v100", 2021: "v200"}[year]
+    path = (
+        sample_data
+        / "esa-worldcover-copdem-saotome"
+        / f"ESA_WorldCover_10m_{year}_{version}_N00E006_Map_crop.tif"
+    )
+    with rasterio.open(path) as src:
+        data, nodata = src.read(1), src.nodata
+    return xr.DataArray(data, dims=("y", "x"), attrs={"nodata": nodata})
+
+
+def _expected_counts(src: np.ndarray, mapping: lc.ProductMapping, level: int) -> dict[int, int]:
+    lookup = {c.code: (c.level1 if level == 1 else c.level2) for c in mapping.classes}
+    expected: dict[int, int] = {}
+    for code, n in zip(*np.unique(src, return_counts=True), strict=True):
+        target = lookup.get(int(code), 0)
+        expected[target] = expected.get(target, 0) + int(n)
+    return dict(sorted(expected.items()))
+
+
+@pytest.mark.parametrize("year", [2020, 2021])
+@pytest.mark.parametrize("level", [1, 2])
+def test_worldcover_counts_equal_source_counts_through_mapping(sample_data, year, level):
+    da = _read_worldcover(sample_data, year)
+    mapping = lc.load_mapping("esa-worldcover")
+    out = lc.reclassify(da, mapping, level)
+    assert out.dtype == np.uint8 and out.shape == da.shape
+    assert lc.class_pixel_counts(out) == _expected_counts(da.values, mapping, level)
+    assert sum(lc.class_pixel_counts(out).values()) == da.size
+
+
+def test_worldcover_2021_exact_level_counts(sample_data):
+    """Figures of the issue report; the source has no nodata pixels in this window."""
+    da = _read_worldcover(sample_data, 2021)
+    mapping = lc.load_mapping("esa-worldcover")
+    assert lc.class_pixel_counts(lc.reclassify(da, mapping, 1)) == {
+        1: 576,
+        2: 1163953,
+        3: 41862,
+        4: 112274,
+        5: 120763,
+        6: 572,
+    }
+    assert lc.class_pixel_counts(lc.reclassify(da, mapping, 2)) == {
+        12: 576,
+        21: 1163944,
+        22: 9,
+        32: 41862,
+        43: 112255,
+        46: 19,
+        51: 120763,
+        66: 572,
+    }
+
+
+def test_worldcover_dask_equals_numpy_and_stays_lazy(sample_data):
+    da = _read_worldcover(sample_data, 2021)
+    mapping = lc.load_mapping("esa-worldcover")
+    lazy = lc.reclassify(da.chunk({"y": 512, "x": 512}), mapping, 2)
+    assert isinstance(lazy.data, dsa.Array) and lazy.chunks == ((512, 512, 176),) * 2
+    np.testing.assert_array_equal(lazy.values, lc.reclassify(da, mapping, 2).values)
+    assert lc.class_pixel_counts(lazy) == lc.class_pixel_counts(lc.reclassify(da, mapping, 2))
+
+
+def test_worldcover_nodata_stays_nodata(sample_data):
+    da = _read_worldcover(sample_data, 2021).copy()
+    da.values[:100, :250] = 0
+    da.values[-3:, :] = 0
+    mapping = lc.load_mapping("esa-worldcover")
+    nodata = da.values == 0
+    for level in (1, 2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", lc.UnmappedCodeWarning)
+            out = lc.reclassify(da.chunk(300), mapping, level).values
+        np.testing.assert_array_equal(out == 0, nodata)
+    assert lc.unmapped_codes(da, mapping) == {}
+    out255 = lc.reclassify(da, mapping, 1, nodata_out=255)
+    assert lc.class_pixel_counts(out255)[255] == nodata.sum()
+
+
+# ------------------------------------------------------------------ small hand-made arrays
+
+
+def test_unmapped_codes_are_reported_and_set_to_nodata():
+    codes = np.array([[10, 7, 7], [255, 80, 0]], dtype=np.uint8)
+    da = xr.DataArray(codes, dims=("y", "x"))
+    mapping = lc.load_mapping("esa-worldcover")
+    assert lc.unmapped_codes(da, mapping) == {7: 2, 255: 1}
+    with pytest.warns(lc.UnmappedCodeWarning, match=r"\[7, 255\]"):
+        out = lc.reclassify(da, mapping, 2)
+    np.testing.assert_array_equal(out.values, [[21, 0, 0], [0, 43, 0]])
+
+
+def test_wide_integer_input_and_explicit_nodata():
+    codes = np.array([[2, 10, 65535], [11, 300, 7]], dtype=np.uint16)
+    da = xr.DataArray(codes, dims=("y", "x"))
+    esri = lc.load_mapping("esri-lulc")
+    with pytest.warns(lc.UnmappedCodeWarning, match="300"):
+        out = lc.reclassify(da, esri, 1, source_nodata=65535)
+    np.testing.assert_array_equal(out.values, [[2, 0, 0], [3, 0, 5]])
+    assert out.dtype == np.uint8
+    assert lc.unmapped_codes(da, esri, source_nodata=65535) == {300: 1}
+
+
+def test_dynamic_world_water_is_not_nodata():
+    dw = lc.load_mapping("dynamic-world")
+    labels = np.array([[0, 1, 8, 255]], dtype=np.uint8)
+    out = lc.reclassify(xr.DataArray(labels, dims=("y", "x")), dw, 2, source_nodata=255)
+    np.testing.assert_array_equal(out.values, [[43, 21, 44, 0]])
+    with pytest.raises(InputError, match="also a class code"):
+        lc.reclassify(xr.DataArray(labels, dims=("y", "x"), attrs={"nodata": 0}), dw, 1)
+
+
+def test_fvc_split_of_grassland():
+    codes = np.array([[30, 30, 30, 30, 30, 30, 30, 10, 100]], dtype=np.uint8)
+    fvc = np.array([[0.6, 0.5, 0.2, 0.1, 0.05, 0.04, np.nan, 0.01, 0.9]], dtype=np.float32)
+    da = xr.DataArray(codes, dims=("y", "x"))
+    fv = xr.DataArray(fvc, dims=("y", "x"))
+    wc = lc.load_mapping("esa-worldcover")
+    level2 = lc.reclassify(da, wc, 2, fvc=fv)
+    # > 0.5 → 31; 0.2–0.5 → 32; 0.05–0.2 → 33; < 0.05 → 65; NaN → default 32; non-grass unchanged
+    np.testing.assert_array_equal(level2.values, [[31, 32, 32, 33, 33, 65, 32, 21, 33]])
+    level1 = lc.reclassify(da.chunk({"x": 4}), wc, 1, fvc=fv.chunk({"x": 3}))
+    np.testing.assert_array_equal(level1.values, [[3, 3, 3, 3, 3, 6, 3, 2, 3]])
+    assert level2.attrs["fvc_split"] == "yes"
+    with pytest.raises(InputError, match="same grid"):
+        lc.reclassify(da, wc, 2, fvc=fv.isel(x=slice(0, 4)))
+
+
+def test_float_codes_are_rejected_and_counts_skip_nodata():
+    wc = lc.load_mapping("esa-worldcover")
+    with pytest.raises(InputError, match="must be integers"):
+        lc.reclassify(xr.DataArray(np.array([[10.0]]), dims=("y", "x")), wc)
+    da = xr.DataArray(np.array([[0, 0, 3], [3, 3, 9]], dtype=np.int16), dims=("y", "x"))
+    assert lc.class_pixel_counts(da) == {0: 2, 3: 3, 9: 1}
+    assert lc.class_pixel_counts(da.chunk(1), nodata=0) == {3: 3, 9: 1}
