@@ -1,0 +1,601 @@
+"""Remote Sensing Ecological Index (RSEI, 遥感生态指数; Xu 2013) — spec §6.
+
+Pipeline: components (NDVI, WET, LST, NDBSI; variant ``rsei3`` drops LST) → water / min-obs mask →
+per-component normalisation to [0, 1] (``minmax`` or ``robust``) → PCA on the covariance of the
+mean-centred normalised components → PC1 oriented so that greenness + wetness load positively →
+RSEI_0 = PC1 projection → min-max to [0, 1] → grades in 0.2 steps.
+
+Determinism (same bytes for any chunking and any number of Dask workers):
+
+* the PCA sample is drawn by a seeded NumPy RNG over the row-major index of valid pixels (the
+  ``k``-th valid pixel, counted over the whole grid), then gathered by position;
+* min / max reductions (``minmax`` bounds, RSEI_0 bounds) are exact whatever the reduction order;
+* mean and covariance are computed in the calling process from the sample with fixed-order
+  NumPy sums (no BLAS), the eigenvectors with ``numpy.linalg.eigh``;
+* the projection is applied per pixel, blockwise (``xarray.apply_ufunc`` over Dask blocks), in
+  float64 with a fixed operation order, and stored as float32.
+
+Pooled mode (several years, spec §6.5): each year contributes up to ``sample_size`` pixels (its
+own RNG stream ``(seed, year index)``); normalisation bounds, eigenvector and final bounds are
+shared.  Per-year mode is a fit on one year alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import numpy as np
+import xarray as xr
+from scipy import ndimage
+
+from eqi import indices
+from eqi.errors import ConfigError, InputError, ThermalSourceError
+from eqi.resources import load_method_params
+
+__all__ = [
+    "VARIANTS",
+    "RseiComponents",
+    "RseiModel",
+    "water_mask_from_mndwi",
+    "build_components",
+    "fit_rsei_model",
+    "apply_rsei_model",
+    "compute_rsei",
+    "grade_rsei",
+]
+
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "rsei": ("ndvi", "wet", "lst", "ndbsi"),
+    "rsei3": ("ndvi", "wet", "ndbsi"),
+}
+VARIANT_LABELS = {
+    "rsei": "RSEI (4 components: NDVI, WET, LST, NDBSI)",
+    "rsei3": "RSEI-3 (3 components: NDVI, WET, NDBSI; not comparable with 4-component RSEI)",
+}
+_POSITIVE = ("ndvi", "wet")  # ecologically positive factors (spec §6.3-4)
+_NEGATIVE = ("lst", "ndbsi")
+_ROW_BLOCK = 1024  # rows per step when locating sampled pixels (bounds temporary memory)
+
+
+# ------------------------------------------------------------------------------------ parameters
+
+
+def _params(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return load_method_params("rsei") if params is None else params
+
+
+def _value(entry: Any) -> Any:
+    return entry["value"] if isinstance(entry, Mapping) and "value" in entry else entry
+
+
+# ------------------------------------------------------------------------------------ components
+
+
+@dataclass(frozen=True)
+class RseiComponents:
+    """Component layers of one year on one grid, plus the pixels allowed into RSEI.
+
+    ``layers`` maps component names (``VARIANTS[variant]``, in that order) to float DataArrays;
+    ``usable`` is a boolean DataArray, True where the pixel is not water and has enough
+    observations.  Pixels where any component is NaN are excluded as well.
+    """
+
+    variant: str
+    layers: Mapping[str, xr.DataArray]
+    usable: xr.DataArray
+    sensor: str | None = None
+    label: str = ""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return VARIANTS[self.variant]
+
+    def valid(self) -> xr.DataArray:
+        """Lazy boolean mask of pixels entering RSEI (usable and every component finite)."""
+        ok = self.usable.astype(bool)
+        for name in self.names:
+            ok = ok & np.isfinite(self.layers[name])
+        return ok
+
+
+def _dilate_block(block: np.ndarray, iterations: int) -> np.ndarray:
+    return ndimage.binary_dilation(
+        block, structure=np.ones((3, 3), bool), iterations=iterations, border_value=0
+    )
+
+
+def water_mask_from_mndwi(
+    mndwi: xr.DataArray, threshold: float = 0.0, buffer_pixels: int = 0
+) -> xr.DataArray:
+    """Boolean water mask: MNDWI > ``threshold``, dilated by ``buffer_pixels`` (3x3 square steps).
+
+    NaN MNDWI is not water.  On Dask the dilation runs blockwise with an overlap equal to the
+    buffer, so it matches the whole-array result exactly.
+    """
+    water = (mndwi > threshold).fillna(False).astype(bool)
+    n = int(buffer_pixels)
+    if n < 0:
+        raise ConfigError(f"rsei water buffer_pixels must be >= 0, got {n}")
+    if n == 0:
+        return water.rename("water")
+    data = water.data
+    if hasattr(data, "map_overlap"):
+        dilated = data.map_overlap(
+            _dilate_block, depth=n, boundary="none", dtype=bool, iterations=n
+        )
+    else:
+        dilated = _dilate_block(np.asarray(data), n)
+    return water.copy(data=dilated).rename("water")
+
+
+def build_components(
+    ds: xr.Dataset,
+    *,
+    variant: str | None = None,
+    lst: xr.DataArray | None = None,
+    water_mask: xr.DataArray | None = None,
+    obs_count: xr.DataArray | None = None,
+    label: str = "",
+    params: Mapping[str, Any] | None = None,
+    index_params: Mapping[str, Any] | None = None,
+) -> RseiComponents:
+    """Compute the RSEI components and the usable-pixel mask of one composite (lazy).
+
+    Parameters
+    ----------
+    ds
+        Composite with band aliases and ``attrs["sensor"]`` (see :mod:`eqi.indices`).
+    variant
+        ``"rsei"`` (default from ``rsei.yaml``) or ``"rsei3"`` (NDVI, WET, NDBSI; explicit only).
+    lst
+        Land-surface temperature in kelvin on the same grid, overriding ``ds.lwir`` (e.g. a
+        Landsat ST_B10 composite for a Sentinel-2 run, spec §6.1 Heat option 2).
+    water_mask
+        Extra boolean water mask (e.g. JRC occurrence >= 50 %), OR-ed with MNDWI > threshold.
+    obs_count
+        Valid-observation count per pixel; pixels below ``min_observations`` are excluded.
+    label
+        Name of this year/scene in metadata (e.g. ``"2020"``).
+    """
+    p = _params(params)
+    variant = variant or str(p["variant"])
+    if variant not in VARIANTS:
+        raise ConfigError(f"RSEI variant {variant!r} is unknown; use one of {', '.join(VARIANTS)}")
+    sensor = ds.attrs.get("sensor")
+    layers: dict[str, xr.DataArray] = {
+        "ndvi": indices.ndvi(ds),
+        "wet": indices.wet(ds, index_params),
+        "ndbsi": indices.ndbsi(ds),
+    }
+    if variant == "rsei":
+        if lst is not None:
+            try:
+                xr.align(lst, layers["ndvi"], join="exact")
+            except ValueError as exc:
+                raise InputError(
+                    f"the LST layer given for RSEI is not on the composite's grid ({exc}); "
+                    "resample it to the composite grid first"
+                ) from None
+            heat = lst.astype(np.float32, copy=False).rename("lst")
+        elif "lwir" in ds.data_vars:
+            heat = indices.lst(ds)
+        else:
+            raise ThermalSourceError(
+                f"RSEI needs land-surface temperature, but the {sensor or 'given'} composite has no "
+                f"thermal band 'lwir' and no LST layer was given. {indices.THERMAL_OPTIONS}"
+            )
+        layers["lst"] = heat
+    layers = {name: layers[name] for name in VARIANTS[variant]}
+
+    water = water_mask_from_mndwi(
+        indices.mndwi(ds),
+        float(_value(p["water"]["mndwi_threshold"])),
+        int(_value(p["water"]["buffer_pixels"])),
+    )
+    if water_mask is not None:
+        water = water | water_mask.astype(bool)
+    usable = ~water
+    if obs_count is not None:
+        usable = usable & (obs_count >= int(_value(p["min_observations"])))
+    return RseiComponents(variant, layers, usable.rename("usable"), sensor, label)
+
+
+# ------------------------------------------------------------------------------------ the model
+
+
+@dataclass(frozen=True)
+class RseiModel:
+    """A fitted RSEI: normalisation, PCA and final bounds (apply with :func:`apply_rsei_model`).
+
+    ``eigenvector`` holds the oriented PC1 loadings in the order of ``components``;
+    ``eigenvalues`` are in descending order; ``rsei0_min/max`` are the final min-max bounds.
+    """
+
+    variant: str
+    mode: str
+    components: tuple[str, ...]
+    normalisation: str
+    norm_percentiles: tuple[float, float] | None
+    norm_min: tuple[float, ...]
+    norm_max: tuple[float, ...]
+    mean: tuple[float, ...]
+    eigenvector: tuple[float, ...]
+    eigenvalues: tuple[float, ...]
+    pc1_share: float
+    rsei0_min: float
+    rsei0_max: float
+    sample_size: int
+    sample_size_requested: int
+    seed: int
+    labels: tuple[str, ...]
+    sensors: tuple[str | None, ...]
+    n_valid: tuple[int, ...]
+    grade_edges: tuple[float, ...]
+    qa: tuple[str, ...]
+
+    @property
+    def loadings(self) -> dict[str, float]:
+        """PC1 loadings by component name (after orientation)."""
+        return dict(zip(self.components, self.eigenvector, strict=True))
+
+    def to_metadata(self) -> dict[str, Any]:
+        """Plain, JSON-ready dict for the product's metadata (spec §7)."""
+        bounds = {
+            n: [lo, hi]
+            for n, lo, hi in zip(self.components, self.norm_min, self.norm_max, strict=True)
+        }
+        return {
+            "variant": self.variant,
+            "variant_label": VARIANT_LABELS[self.variant],
+            "mode": self.mode,
+            "components": list(self.components),
+            "loadings": self.loadings,
+            "eigenvalues": list(self.eigenvalues),
+            "pc1_share": self.pc1_share,
+            "normalisation": {
+                "method": self.normalisation,
+                "percentiles": list(self.norm_percentiles) if self.norm_percentiles else None,
+                "bounds": bounds,
+            },
+            "mean": dict(zip(self.components, self.mean, strict=True)),
+            "rsei0_bounds": [self.rsei0_min, self.rsei0_max],
+            "sample_size": self.sample_size,
+            "sample_size_requested": self.sample_size_requested,
+            "seed": self.seed,
+            "years": list(self.labels),
+            "sensors": list(self.sensors),
+            "n_valid_pixels": list(self.n_valid),
+            "grade_edges": list(self.grade_edges),
+            "qa": list(self.qa),
+        }
+
+
+# ------------------------------------------------------------------------------------ sampling
+
+
+def _sample_positions(
+    mask: np.ndarray, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of ``size`` valid pixels chosen by rank among all valid pixels (row-major).
+
+    All valid pixels (in row-major order) when there are at most ``size`` of them.
+    """
+    n_valid = int(mask.sum())
+    if n_valid <= size:
+        ranks = None
+    else:
+        ranks = np.sort(rng.choice(n_valid, size=size, replace=False))
+    rows, cols = [], []
+    width = mask.shape[1]
+    seen = 0
+    for r0 in range(0, mask.shape[0], _ROW_BLOCK):
+        flat = np.flatnonzero(mask[r0 : r0 + _ROW_BLOCK])
+        if ranks is None:
+            pick = flat
+        else:
+            lo, hi = np.searchsorted(ranks, [seen, seen + flat.size])
+            pick = flat[ranks[lo:hi] - seen]
+        rows.append(pick // width + r0)
+        cols.append(pick % width)
+        seen += flat.size
+    return np.concatenate(rows), np.concatenate(cols)
+
+
+def _gather(layer: xr.DataArray, rows: np.ndarray, cols: np.ndarray) -> Any:
+    ydim, xdim = layer.dims
+    return layer.isel(
+        {ydim: xr.DataArray(rows, dims="sample"), xdim: xr.DataArray(cols, dims="sample")}
+    ).data
+
+
+# ------------------------------------------------------------------------------------ blockwise
+
+
+def _rsei0_block(
+    *arrays: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    mean: np.ndarray,
+    vec: np.ndarray,
+) -> np.ndarray:
+    """RSEI_0 (float64) of one block; the last array is the usable mask.  NaN outside valid."""
+    *layers, usable = arrays
+    valid = np.asarray(usable, dtype=bool).copy()
+    total = np.zeros(np.shape(usable), dtype=np.float64)
+    for j, layer in enumerate(layers):  # fixed order of operations on every pixel
+        x = np.asarray(layer, dtype=np.float64)
+        valid &= np.isfinite(x)
+        norm = np.clip((x - lo[j]) / (hi[j] - lo[j]), 0.0, 1.0)
+        total = total + vec[j] * (norm - mean[j])
+    total[~valid] = np.nan
+    return total
+
+
+def _rsei0(comps: RseiComponents, lo, hi, mean, vec) -> xr.DataArray:
+    arrays = [comps.layers[n] for n in comps.names] + [comps.usable]
+    return xr.apply_ufunc(
+        _rsei0_block,
+        *arrays,
+        kwargs={"lo": lo, "hi": hi, "mean": mean, "vec": vec},
+        dask="parallelized",
+        output_dtypes=[np.float64],
+    )
+
+
+def _final_block(rsei0: np.ndarray, rmin: float, rmax: float) -> np.ndarray:
+    out = np.clip((rsei0 - rmin) / (rmax - rmin), 0.0, 1.0)
+    return out.astype(np.float32)
+
+
+def _grade_block(rsei: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    grade = np.ones(rsei.shape, dtype=np.uint8)
+    for edge in edges:  # compare float32 values with float32 edges: 0.2 -> grade 2
+        grade += (rsei >= edge).astype(np.uint8)
+    grade[~np.isfinite(rsei)] = 0
+    return grade
+
+
+# ------------------------------------------------------------------------------------ orientation
+
+
+def _orient(vec: np.ndarray, names: tuple[str, ...], tol: float) -> np.ndarray:
+    """Flip PC1 so that NDVI + WET load positively (spec §6.3-4, with tie rules)."""
+    idx = {n: i for i, n in enumerate(names)}
+    pos = sum(vec[idx[n]] for n in _POSITIVE)
+    if abs(pos) >= tol:
+        return -vec if pos < 0 else vec
+    neg = sum(vec[idx[n]] for n in _NEGATIVE if n in idx)
+    if abs(neg) >= tol:
+        return -vec if neg > 0 else vec
+    big = int(np.argmax(np.abs(vec)))  # last resort: largest loading positive
+    return -vec if vec[big] < 0 else vec
+
+
+def _covariance(x: np.ndarray) -> np.ndarray:
+    """Covariance of mean-centred columns with fixed-order NumPy sums (no BLAS)."""
+    n, k = x.shape
+    cov = np.empty((k, k), dtype=np.float64)
+    for i in range(k):
+        for j in range(i, k):
+            cov[i, j] = cov[j, i] = float(np.sum(x[:, i] * x[:, j])) / (n - 1)
+    return cov
+
+
+# ------------------------------------------------------------------------------------ fit / apply
+
+
+def fit_rsei_model(
+    years: Sequence[RseiComponents],
+    *,
+    normalisation: str | None = None,
+    sample_size: int | None = None,
+    seed: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    _solver_sign: int = 1,
+) -> RseiModel:
+    """Fit normalisation, PCA and final bounds on one year (per-year) or several (pooled).
+
+    Parameters
+    ----------
+    years
+        Components of each year, all of the same variant (grids may differ between years).
+    normalisation
+        ``"minmax"`` (exact min/max over valid pixels) or ``"robust"`` (``p_low``/``p_high``
+        percentiles of the PCA sample, then clip); default from ``rsei.yaml``.
+    sample_size, seed
+        PCA sample per year and RNG seed; defaults from ``rsei.yaml``.
+    _solver_sign
+        Test hook: multiplies the solver's eigenvector before orientation (must not change output).
+    """
+    if not years:
+        raise InputError("fit_rsei_model needs the components of at least one year")
+    p = _params(params)
+    variant = years[0].variant
+    if any(c.variant != variant for c in years):
+        raise ConfigError("all years of a pooled RSEI must use the same variant (rsei or rsei3)")
+    names = VARIANTS[variant]
+    k = len(names)
+    norm_cfg = p["normalisation"]
+    method = normalisation or str(norm_cfg["method"])
+    if method not in ("minmax", "robust"):
+        raise ConfigError(f"RSEI normalisation {method!r} is unknown; use 'minmax' or 'robust'")
+    pca_cfg = p["pca"]
+    size = int(sample_size if sample_size is not None else _value(pca_cfg["sample_size"]))
+    seed = int(seed if seed is not None else _value(pca_cfg["seed"]))
+    if size < k + 1:
+        raise ConfigError(f"RSEI sample_size must be at least {k + 1}, got {size}")
+
+    # pass 1: valid masks (+ exact min/max for minmax)
+    valids = [c.valid() for c in years]
+    extremes: list[Any] = []
+    if method == "minmax":
+        for c, v in zip(years, valids, strict=True):
+            for n in names:
+                layer = c.layers[n].where(v)
+                extremes += [layer.min().data, layer.max().data]
+    computed = dask.compute(*[v.data for v in valids], *extremes)
+    masks = [np.asarray(m, dtype=bool) for m in computed[: len(years)]]
+    n_valid = tuple(int(m.sum()) for m in masks)
+    for c, n in zip(years, n_valid, strict=True):
+        if n < k + 1:
+            raise InputError(
+                f"RSEI year {c.label or '?'} has only {n} valid pixels (water, masked or NaN "
+                "elsewhere); check the composite, the water mask and the region"
+            )
+
+    # pass 2: seeded sample per year, gathered by position
+    gathers: list[Any] = []
+    for i, (c, m) in enumerate(zip(years, masks, strict=True)):
+        rng = np.random.default_rng([seed, i])
+        rows, cols = _sample_positions(m, size, rng)
+        gathers += [_gather(c.layers[n], rows, cols) for n in names]
+    values = dask.compute(*gathers)
+    sample = np.concatenate(
+        [
+            np.stack([np.asarray(values[i * k + j], np.float64) for j in range(k)], axis=1)
+            for i in range(len(years))
+        ]
+    )
+
+    # normalisation bounds
+    percentiles: tuple[float, float] | None = None
+    if method == "minmax":
+        ext = np.asarray(computed[len(years) :], dtype=np.float64).reshape(len(years), k, 2)
+        lo, hi = ext[:, :, 0].min(axis=0), ext[:, :, 1].max(axis=0)
+    else:
+        percentiles = (float(norm_cfg["p_low"]), float(norm_cfg["p_high"]))
+        lo = np.array([np.percentile(sample[:, j], percentiles[0]) for j in range(k)])
+        hi = np.array([np.percentile(sample[:, j], percentiles[1]) for j in range(k)])
+    for j, n in enumerate(names):
+        if not hi[j] > lo[j]:
+            raise InputError(
+                f"RSEI component {n} is constant over the valid pixels ({lo[j]}); "
+                "check the inputs (a band may be empty or saturated)"
+            )
+
+    # PCA on the normalised, mean-centred sample
+    norm = np.clip((sample - lo) / (hi - lo), 0.0, 1.0)
+    mean = np.array([float(np.mean(norm[:, j])) for j in range(k)])
+    eigval, eigvec = np.linalg.eigh(_covariance(norm - mean))
+    order = np.argsort(eigval)[::-1]
+    eigval = np.clip(eigval[order], 0.0, None)
+    vec = eigvec[:, order[0]] * float(_solver_sign)
+    tol = float(_value(pca_cfg["orientation_tie_tolerance"]))
+    vec = _orient(vec, names, tol)
+    total = float(eigval.sum())
+    share = float(eigval[0] / total) if total > 0 else 0.0
+
+    # pass 3: final min-max bounds of RSEI_0 over all valid pixels of all years
+    rsei0 = [_rsei0(c, lo, hi, mean, vec) for c in years]
+    ext0 = dask.compute(*[a for r in rsei0 for a in (r.min().data, r.max().data)])
+    rmin = float(min(ext0[0::2]))
+    rmax = float(max(ext0[1::2]))
+    if not rmax > rmin:
+        raise InputError(
+            "RSEI_0 is constant over the valid pixels; the components carry no contrast"
+        )
+
+    qa: list[str] = []
+    min_share = float(_value(pca_cfg["qa_min_pc1_share"]))
+    if share < min_share:
+        qa.append(f"pc1_share_below_{min_share:.2f}")
+    idx = {n: i for i, n in enumerate(names)}
+    if vec[idx["ndvi"]] * vec[idx["wet"]] < 0:
+        qa.append("ndvi_wet_loadings_opposite_sign")
+
+    return RseiModel(
+        variant=variant,
+        mode="per-year" if len(years) == 1 else "pooled",
+        components=names,
+        normalisation=method,
+        norm_percentiles=percentiles,
+        norm_min=tuple(float(x) for x in lo),
+        norm_max=tuple(float(x) for x in hi),
+        mean=tuple(float(x) for x in mean),
+        eigenvector=tuple(float(x) for x in vec),
+        eigenvalues=tuple(float(x) for x in eigval),
+        pc1_share=share,
+        rsei0_min=rmin,
+        rsei0_max=rmax,
+        sample_size=int(sample.shape[0]),
+        sample_size_requested=size,
+        seed=seed,
+        labels=tuple(c.label for c in years),
+        sensors=tuple(c.sensor for c in years),
+        n_valid=n_valid,
+        grade_edges=tuple(float(e) for e in p["grading"]["edges"]),
+        qa=tuple(qa),
+    )
+
+
+def grade_rsei(rsei: xr.DataArray, edges: Sequence[float]) -> xr.DataArray:
+    """Grades (uint8): 1 below ``edges[0]`` ... ``len(edges)+1`` from ``edges[-1]``; 0 = nodata.
+
+    Values are compared as float32, so an RSEI of 0.2 falls in grade 2 and 1.0 in the top grade.
+    """
+    edges32 = np.asarray(edges, dtype=np.float32)
+    out = xr.apply_ufunc(
+        _grade_block, rsei, kwargs={"edges": edges32}, dask="parallelized", output_dtypes=[np.uint8]
+    )
+    out.name = "rsei_grade"
+    out.attrs = {
+        "long_name": "RSEI grade",
+        "units": "1",
+        "nodata": 0,
+        "edges": [float(e) for e in edges],
+    }
+    return out
+
+
+def apply_rsei_model(
+    model: RseiModel, components: RseiComponents
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """Apply a fitted model to one year: ``(rsei float32 in [0, 1] / NaN, grade uint8 / 0)``."""
+    if components.variant != model.variant:
+        raise ConfigError(
+            f"RSEI model variant {model.variant!r} does not match components {components.variant!r}"
+        )
+    lo, hi = np.asarray(model.norm_min), np.asarray(model.norm_max)
+    mean, vec = np.asarray(model.mean), np.asarray(model.eigenvector)
+    rsei0 = _rsei0(components, lo, hi, mean, vec)
+    rsei = xr.apply_ufunc(
+        _final_block,
+        rsei0,
+        kwargs={"rmin": model.rsei0_min, "rmax": model.rsei0_max},
+        dask="parallelized",
+        output_dtypes=[np.float32],
+    )
+    rsei.name = model.variant
+    rsei.attrs = {
+        "long_name": VARIANT_LABELS[model.variant],
+        "units": "1",
+        "valid_range": [0.0, 1.0],
+        "mode": model.mode,
+        "pc1_share": model.pc1_share,
+    }
+    return rsei, grade_rsei(rsei, model.grade_edges)
+
+
+def compute_rsei(
+    components: RseiComponents,
+    *,
+    normalisation: str | None = None,
+    sample_size: int | None = None,
+    seed: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    _solver_sign: int = 1,
+) -> tuple[xr.DataArray, xr.DataArray, RseiModel]:
+    """Per-year RSEI: fit on this year alone and apply; returns ``(rsei, grade, model)``."""
+    model = fit_rsei_model(
+        [components],
+        normalisation=normalisation,
+        sample_size=sample_size,
+        seed=seed,
+        params=params,
+        _solver_sign=_solver_sign,
+    )
+    rsei, grade = apply_rsei_model(model, components)
+    return rsei, grade, model
