@@ -1,0 +1,268 @@
+"""write_cog: valid COGs with the metadata QGIS users see, written atomically."""
+
+from __future__ import annotations
+
+import warnings
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import dask.array as dsa
+import numpy as np
+import pytest
+import rasterio
+from odc.geo.geobox import GeoBox
+from odc.geo.xr import wrap_xr, xr_zeros
+from rasterio.enums import ColorInterp
+from rasterio.shutil import copy as rio_copy
+from rio_cogeo.cogeo import cog_validate
+
+from eqi.outputs.cog import aux_xml_path, write_cog
+from eqi.outputs.styles import colormap_from_classes, names_from_classes
+from eqi.tasks import TEMP_MARKER
+
+CLASSES = [(1, "#1a9641", "forest"), (2, "#ffffbf", "grassland"), (5, "#2c7bb6", "water")]
+
+
+def _geobox(npix: int) -> GeoBox:
+    """npix × npix grid of 30 m pixels (bbox on multiples of 30 m, so no snapping)."""
+    x0, y0 = 399_990, 3_399_990
+    gbox = GeoBox.from_bbox(
+        (x0, y0, x0 + 30 * npix, y0 + 30 * npix), crs="EPSG:32648", resolution=30
+    )
+    assert gbox.shape == (npix, npix)
+    return gbox
+
+
+def _continuous(npix: int = 200, chunks: int | None = None, dtype: str = "float32"):
+    gbox = _geobox(npix)
+    rng = np.random.default_rng(42)
+    data = rng.normal(0.4, 0.2, gbox.shape).astype(dtype)
+    data[:7, :] = np.nan
+    if chunks:
+        return wrap_xr(dsa.from_array(data, chunks=chunks), gbox)
+    return wrap_xr(data, gbox)
+
+
+def _validate(path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        valid, errors, warns = cog_validate(path, quiet=True)
+    assert valid and errors == [] and warns == [], (errors, warns)
+
+
+def _no_temps(folder: Path) -> None:
+    assert [p.name for p in folder.iterdir() if TEMP_MARKER in p.name] == []
+
+
+def test_continuous_cog_metadata_and_statistics(tmp_path: Path) -> None:
+    da = _continuous(chunks=(64, 90))
+    out = write_cog(
+        da,
+        tmp_path / "ndvi.tif",
+        nodata=np.nan,
+        description="NDVI growing-season median",
+        kind="continuous",
+        units="1",
+        scale=0.5,
+        offset=1.0,
+        tags={"EQI_SIMULATED": "true", "EQI_PRODUCT": "ndvi"},
+    )
+    _validate(out)
+    with rasterio.open(out) as src:
+        assert src.count == 1 and src.dtypes == ("float32",)
+        assert np.isnan(src.nodata)
+        assert src.descriptions == ("NDVI growing-season median",)
+        assert src.scales == (0.5,) and src.offsets == (1.0,)
+        assert src.tags()["EQI_SIMULATED"] == "true" and src.tags()["EQI_PRODUCT"] == "ndvi"
+        assert src.tags()["OVERVIEW_RESAMPLING"] == "AVERAGE"
+        assert src.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "3"
+        assert src.tags(ns="IMAGE_STRUCTURE")["COMPRESSION"] == "DEFLATE"
+        assert src.block_shapes == [(512, 512)]
+        assert src.crs.to_epsg() == 32648
+        assert src.transform == da.odc.geobox.affine
+        band = src.tags(1)
+        data = src.read(1)
+    np.testing.assert_array_equal(data, da.values)  # lossless, same grid
+    valid = data[np.isfinite(data)].astype(np.float64)
+    assert band["UNITS"] == "1"
+    assert float(band["STATISTICS_MINIMUM"]) == valid.min()
+    assert float(band["STATISTICS_MAXIMUM"]) == valid.max()
+    assert float(band["STATISTICS_MEAN"]) == pytest.approx(valid.mean(), rel=1e-12)
+    assert float(band["STATISTICS_STDDEV"]) == pytest.approx(valid.std(), rel=1e-12)
+    assert float(band["STATISTICS_VALID_PERCENT"]) == pytest.approx(100 * valid.size / data.size)
+    assert not aux_xml_path(out).exists()
+    _no_temps(tmp_path)
+
+
+def test_integer_nodata_excluded_from_statistics(tmp_path: Path) -> None:
+    gbox = _geobox(50)
+    data = np.arange(2500, dtype="int16").reshape(50, 50)
+    data[0, :10] = -9999
+    out = write_cog(
+        wrap_xr(data, gbox),
+        tmp_path / "lst.tif",
+        nodata=-9999,
+        description="LST",
+        kind="continuous",
+    )
+    _validate(out)
+    with rasterio.open(out) as src:
+        assert src.nodata == -9999 and src.dtypes == ("int16",)
+        assert src.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "2"
+        band = src.tags(1)
+    valid = data[data != -9999]
+    assert float(band["STATISTICS_MINIMUM"]) == 10
+    assert float(band["STATISTICS_MEAN"]) == pytest.approx(valid.mean())
+    assert float(band["STATISTICS_VALID_PERCENT"]) == pytest.approx(99.6)
+
+
+def test_float64_is_written_as_float32(tmp_path: Path) -> None:
+    da = _continuous(npix=40, dtype="float64")
+    out = write_cog(da, tmp_path / "x.tif", nodata=np.nan, description="x", kind="continuous")
+    with rasterio.open(out) as src:
+        assert src.dtypes == ("float32",)
+        np.testing.assert_array_equal(src.read(1), da.values.astype("float32"))
+
+
+def test_overviews_only_when_larger_than_a_tile(tmp_path: Path) -> None:
+    small = write_cog(
+        _continuous(npix=300), tmp_path / "s.tif", nodata=np.nan, description="s", kind="continuous"
+    )
+    big = write_cog(
+        _continuous(npix=1100, chunks=(512, 512)),
+        tmp_path / "b.tif",
+        nodata=np.nan,
+        description="b",
+        kind="continuous",
+    )
+    _validate(big)
+    with rasterio.open(small) as s, rasterio.open(big) as b:
+        assert s.overviews(1) == []
+        assert b.overviews(1) == [2, 4]  # down to the first level within one 512 tile
+        assert b.tags()["OVERVIEW_RESAMPLING"] == "AVERAGE"
+
+
+def test_categorical_colour_table_and_attribute_table(tmp_path: Path) -> None:
+    gbox = _geobox(600)
+    rng = np.random.default_rng(1)
+    data = rng.choice(np.array([0, 1, 2, 5], dtype="uint8"), size=gbox.shape)
+    cmap = colormap_from_classes(CLASSES)
+    out = write_cog(
+        wrap_xr(data, gbox),
+        tmp_path / "landcover.tif",
+        nodata=0,
+        description="Land cover",
+        kind="categorical",
+        colormap=cmap,
+        category_names=names_from_classes(CLASSES),
+    )
+    _validate(out)
+    with rasterio.open(out) as src:
+        assert src.colorinterp == (ColorInterp.palette,)
+        table = src.colormap(1)
+        assert src.tags()["OVERVIEW_RESAMPLING"] == "MODE"
+        assert src.overviews(1) == [2]
+    for value, rgba in cmap.items():
+        assert table[value] == rgba
+    # the PAM sidecar holds the attribute table ...
+    rat = ET.parse(aux_xml_path(out)).getroot().find("PAMRasterBand/GDALRasterAttributeTable")
+    assert rat is not None and rat.get("tableType") == "thematic"
+    names = [f.findtext("Name") for f in rat.findall("FieldDefn")]
+    assert names == ["Value", "Class_Name", "Red", "Green", "Blue", "Alpha"]
+    rows = [[f.text for f in row.findall("F")] for row in rat.findall("Row")]
+    assert rows[2] == ["5", "water", "44", "123", "182", "255"]
+    # ... and GDAL itself reads it: a VRT copy of the file carries the table over
+    rio_copy(out, tmp_path / "copy.vrt", driver="VRT")
+    vrt = (tmp_path / "copy.vrt").read_text()
+    assert "<GDALRasterAttributeTable" in vrt and "grassland" in vrt
+    _no_temps(tmp_path)
+
+
+def test_rewrite_as_continuous_removes_stale_sidecar(tmp_path: Path) -> None:
+    target = tmp_path / "p.tif"
+    gbox = _geobox(20)
+    write_cog(
+        wrap_xr(np.ones(gbox.shape, "uint8"), gbox),
+        target,
+        nodata=0,
+        description="c",
+        kind="categorical",
+        category_names={1: "one"},
+    )
+    assert aux_xml_path(target).exists()
+    write_cog(_continuous(npix=20), target, nodata=np.nan, description="v", kind="continuous")
+    assert not aux_xml_path(target).exists()
+
+
+def test_failed_write_leaves_existing_file_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "ndvi.tif"
+    write_cog(_continuous(npix=100), target, nodata=np.nan, description="old", kind="continuous")
+    before = target.read_bytes()
+
+    def boom(block: np.ndarray) -> np.ndarray:
+        if block.shape[0] < 40:  # the last row of blocks fails, after others were written
+            raise RuntimeError("simulated failure during compute")
+        return block
+
+    gbox = _geobox(100)
+    lazy = dsa.ones(tuple(gbox.shape), dtype="float32", chunks=(40, 40)).map_blocks(
+        boom, dtype="float32"
+    )
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        write_cog(wrap_xr(lazy, gbox), target, nodata=np.nan, description="new", kind="continuous")
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ndvi.tif"]
+
+
+def test_bad_arguments_are_refused(tmp_path: Path) -> None:
+    gbox = _geobox(10)
+    with pytest.raises(ValueError, match="not representable"):
+        write_cog(
+            xr_zeros(gbox, "uint8"),
+            tmp_path / "a.tif",
+            nodata=300,
+            description="a",
+            kind="categorical",
+        )
+    with pytest.raises(ValueError, match="colour tables need"):
+        write_cog(
+            xr_zeros(gbox, "int16"),
+            tmp_path / "a.tif",
+            nodata=-1,
+            description="a",
+            kind="categorical",
+            colormap={1: (1, 2, 3, 255)},
+        )
+    with pytest.raises(ValueError, match="kind"):
+        write_cog(
+            xr_zeros(gbox, "float32"),
+            tmp_path / "a.tif",
+            nodata=np.nan,
+            description="a",
+            kind="ordinal",
+        )  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bytes_do_not_depend_on_scheduler(tmp_path: Path) -> None:
+    import dask
+    from distributed import Client, LocalCluster
+
+    def lazy():
+        da = _continuous(npix=700, chunks=(256, 512))
+        return da - da.mean() + 0.25  # a global reduction feeding every block
+
+    kwargs = dict(nodata=np.nan, description="x", kind="continuous")
+    write_cog(lazy(), tmp_path / "threads.tif", **kwargs)
+    with dask.config.set(scheduler="sync"):
+        write_cog(lazy(), tmp_path / "sync.tif", **kwargs)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
+        write_cog(lazy(), tmp_path / "distributed.tif", **kwargs)
+    ref = (tmp_path / "threads.tif").read_bytes()
+    assert (tmp_path / "sync.tif").read_bytes() == ref
+    assert (tmp_path / "distributed.tif").read_bytes() == ref
