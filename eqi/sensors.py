@@ -226,7 +226,7 @@ KNOWN_COLLECTIONS: dict[str, str] = {
 }
 
 _LANDSAT_ID = re.compile(r"^L([CTEOM])0?([45789])_L2S[PR]_")
-_S2_BASELINE = re.compile(r"_N(\d{2})(\d{2})_")
+_S2_BASELINE = re.compile(r"_N(\d{2})\.?(\d{2})(?=[_.]|$)")  # "_N0214_" or "_N02.14" (granule ids)
 
 
 def check_collections(collections: Iterable[str]) -> list[str]:
@@ -299,7 +299,9 @@ def identify_sensor(item: pystac.Item) -> SensorSpec:
             f"item {ident}: Sentinel-2 Level-1C is top-of-atmosphere reflectance; eqi needs "
             "Level-2A surface reflectance (collection sentinel-2-l2a)"
         )
-    if platform.startswith("sentinel-2") or KNOWN_COLLECTIONS.get(collection) == "sentinel2-l2a":
+    # a whole platform name only: products made from several sensors (e.g. WorldCover's
+    # "sentinel-1a, ..., sentinel-2b") are not Sentinel-2 scenes
+    if re.fullmatch(r"sentinel-2[a-d]?", platform) or KNOWN_COLLECTIONS.get(collection) == "sentinel2-l2a":
         return SENSORS["sentinel2"]
     match = _LANDSAT_ID.match(ident)
     number = None
@@ -312,8 +314,9 @@ def identify_sensor(item: pystac.Item) -> SensorSpec:
             raise BandError(f"item {ident}: Landsat Level-1 is not surface reflectance; use Collection 2 Level-2")
         return SENSORS[f"landsat{number}"]
     raise BandError(
-        f"item {ident} (collection '{collection}', platform '{platform}') is not a supported "
-        "sensor; eqi reads Sentinel-2 L2A and Landsat 5/7/8/9 Collection 2 Level-2"
+        f"item {ident} (collection '{collection}', platform '{platform}') is not a scene of a "
+        "supported sensor; eqi reads Sentinel-2 L2A and Landsat 5/7/8/9 Collection 2 Level-2 "
+        "scenes (derived products such as land-cover maps are not scenes)"
     )
 
 
@@ -337,10 +340,10 @@ def _baseline(item: pystac.Item) -> float | None:
     for key in ("s2:product_uri", "sentinel:product_id", "s2:granule_id", "s2:datatake_id"):
         value = props.get(key)
         if isinstance(value, str):
-            match = _S2_BASELINE.search(value.replace(".", "_") + "_")
+            match = _S2_BASELINE.search(value)
             if match:
                 return float(f"{match.group(1)}.{match.group(2)}")
-    match = _S2_BASELINE.search(item.id + "_")
+    match = _S2_BASELINE.search(item.id)
     if match:
         return float(f"{match.group(1)}.{match.group(2)}")
     return None
@@ -374,7 +377,7 @@ def s2_boa_offset_dn(item: pystac.Item, override: int | None = None) -> int:
 
 def _find_asset(item: pystac.Item, spec: BandSpec) -> tuple[str, pystac.Asset] | None:
     assets = item.assets
-    for key in spec.keys:
+    for key in (*spec.keys, f"{spec.native}.TIF"):  # USGS STAC 0.7-1.0-beta keys: "SR_B2.TIF"
         if key in assets:
             return key, assets[key]
     # last resort: a file name that ends with the native band name (USGS/ES v0 layouts)
