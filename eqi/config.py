@@ -24,6 +24,7 @@ __all__ = [
     "MaskConfig",
     "CompositeConfig",
     "RseiOptions",
+    "LandcoverOptions",
     "RunConfig",
     "load_config",
     "merge_overrides",
@@ -121,6 +122,23 @@ class RseiOptions(BaseModel):
     mode: Literal["per-year", "pooled"] = "per-year"
 
 
+class LandcoverOptions(BaseModel):
+    """Where land cover comes from: a product raster reclassified, or a classifier trained on it.
+
+    ``reference`` is a raster file of a land-cover product (``{year}`` is replaced by the task
+    year); ``mode: classify`` samples it to train a model on the composite features, for years and
+    places the product does not cover.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    reference: str | None = None
+    product: Literal["esa-worldcover", "esri-lulc", "dynamic-world", "clcd"] = "esa-worldcover"
+    mode: Literal["reclassify", "classify"] = "reclassify"
+    level: Literal[1, 2] = 1
+    samples_per_class: int = Field(400, ge=20)
+    seed: int = 42
+
+
 class RunConfig(BaseModel):
     """Everything a run needs.  Paths are resolved relative to the config file."""
 
@@ -135,10 +153,12 @@ class RunConfig(BaseModel):
     crs: str = "albers-china"
     resolution: float = Field(30.0, gt=0, le=10000)
     products: list[str] = Field(default_factory=lambda: ["composite", "count", "ndvi"])
+    bands: list[str] = Field(default_factory=list, description="extra bands to composite and write")
     out: Path
     mask: MaskConfig = Field(default_factory=MaskConfig)
     composite: CompositeConfig = Field(default_factory=CompositeConfig)
     rsei: RseiOptions = Field(default_factory=RseiOptions)
+    landcover: LandcoverOptions = Field(default_factory=LandcoverOptions)
     resampling: Literal["nearest", "bilinear", "cubic", "average"] = "nearest"
     max_cloud_cover: float | None = Field(None, ge=0, le=100)
     s2_boa_offset: Literal[0, -1000] | None = None
@@ -154,6 +174,37 @@ class RunConfig(BaseModel):
         if bad:
             raise ValueError(f"years out of range: {bad}")
         return sorted(set(value))
+
+    @field_validator("bands")
+    @classmethod
+    def _bands(cls, value: list[str]) -> list[str]:
+        from eqi.sensors import check_bands
+
+        try:
+            return check_bands(value)
+        except Exception as exc:  # BandError -> a field error naming the band
+            raise ValueError(str(exc)) from None
+
+    @field_validator("products")
+    @classmethod
+    def _products(cls, value: list[str]) -> list[str]:
+        from eqi.products import expand_products
+
+        try:
+            expand_products(value)
+        except Exception as exc:  # ConfigError -> a field error naming the product
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("collections")
+    @classmethod
+    def _collections(cls, value: list[str]) -> list[str]:
+        from eqi.sensors import check_collections
+
+        try:
+            return check_collections(value)
+        except Exception as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("season")
     @classmethod
@@ -210,6 +261,11 @@ def _is_path_like(key: str, value: str) -> bool:
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     data = dict(data)
+    landcover = data.get("landcover")
+    if isinstance(landcover, dict) and isinstance(landcover.get("reference"), str):
+        ref = Path(landcover["reference"]).expanduser()
+        if not ref.is_absolute():
+            data["landcover"] = {**landcover, "reference": str((base / ref).resolve())}
     for key in ("source", "aoi", "out"):
         value = data.get(key)
         if isinstance(value, str) and value and _is_path_like(key, value):

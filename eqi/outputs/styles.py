@@ -51,6 +51,12 @@ RAMPS: dict[str, tuple[str, ...]] = {
     "water": ("#a6611a", "#dfc27d", "#f5f5f5", "#80cdc1", "#018571"),
     # Signed change: loss red → no change white → gain green
     "change": ("#b2182b", "#ef8a62", "#f7f7f7", "#7fbf7b", "#1b7837"),
+    # Reflectance bands: black → white
+    "grey": ("#000000", "#ffffff"),
+    # Observation counts: few (light) → many (dark blue)
+    "count": ("#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"),
+    # Dryness / built-up indices: green (moist, vegetated) → brown (bare, built)
+    "dryness": ("#1a9850", "#91cf60", "#ffffbf", "#fc8d59", "#8c510a"),
 }
 
 _HEX_RE = re.compile(r"^#?([0-9a-fA-F]{6})([0-9a-fA-F]{2})?$")

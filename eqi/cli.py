@@ -1,0 +1,314 @@
+"""The ``eqi`` command line.
+
+Exit codes: 0 all done; 1 some tasks failed (named); 2 bad usage, config or input; 75 another run
+holds the lock.  User mistakes end with one clear message and no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from eqi.errors import EXIT_BAD_INPUT, ConfigError, EqiError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="eqi: satellite scenes to ecological-quality products (NDVI, FVC, RSEI, land cover).",
+    pretty_exceptions_enable=False,
+)
+archive_app = typer.Typer(no_args_is_help=True, help="Index delivered scenes into a searchable archive.")
+aoi_app = typer.Typer(no_args_is_help=True, help="The AOI library (Sichuan province, prefectures, counties).")
+app.add_typer(archive_app, name="archive")
+app.add_typer(aoi_app, name="aoi")
+
+
+def _echo(message: str) -> None:
+    typer.echo(message)
+
+
+def _parse_years(text: str) -> list[int]:
+    years: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                a, b = (int(x) for x in part.split("-", 1))
+                years.extend(range(a, b + 1))
+            else:
+                years.append(int(part))
+        except ValueError:
+            raise ConfigError(f"--year '{text}' must be a year, a list (2022,2023) or a range (2019-2023)") from None
+    return years
+
+
+def _split(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _build_config(
+    config: Path | None,
+    *,
+    source: str | None,
+    collections: str | None,
+    aoi: str | None,
+    year: str | None,
+    season: str | None,
+    crs: str | None,
+    resolution: float | None,
+    products: str | None,
+    out: Path | None,
+    s2_boa_offset: int | None = None,
+):
+    from eqi.config import build_config, load_config
+
+    overrides: dict[str, Any] = {
+        "source": source,
+        "collections": _split(collections),
+        "aoi": aoi,
+        "years": _parse_years(year) if year else None,
+        "season": season,
+        "crs": crs,
+        "resolution": resolution,
+        "products": _split(products),
+        "out": str(out.resolve()) if out else None,
+        "s2_boa_offset": s2_boa_offset,
+    }
+    if source and "://" not in source:
+        overrides["source"] = str(Path(source).resolve())
+    if aoi and Path(aoi).suffix:
+        overrides["aoi"] = str(Path(aoi).resolve())
+    if config is not None:
+        return load_config(config, overrides)
+    given = {"source": source, "collections": collections, "aoi": aoi, "year": year, "out": out}
+    missing = [f"--{k}" for k, v in given.items() if not v]
+    if missing:
+        raise ConfigError(f"without a CONFIG file, give {', '.join(missing)}")
+    return build_config({k: v for k, v in overrides.items() if v is not None})
+
+
+ConfigArg = Annotated[Path | None, typer.Argument(help="YAML run config (flags override it)")]
+SourceOpt = Annotated[str | None, typer.Option("--source", help="STAC API URL or archive .parquet file")]
+CollectionsOpt = Annotated[str | None, typer.Option("--collections", help="comma-separated, e.g. landsat-c2-l2,sentinel-2-l2a")]
+AoiOpt = Annotated[str | None, typer.Option("--aoi", help="vector file or library name (sichuan:510117)")]
+YearOpt = Annotated[str | None, typer.Option("--year", help="year, list or range: 2023 / 2022,2023 / 2019-2023")]
+SeasonOpt = Annotated[str | None, typer.Option("--season", help="window MM-DD/MM-DD (default 06-01/09-30)")]
+CrsOpt = Annotated[str | None, typer.Option("--crs", help="output CRS (default albers-china)")]
+ResOpt = Annotated[float | None, typer.Option("--resolution", help="pixel size in metres (default 30)")]
+ProductsOpt = Annotated[str | None, typer.Option("--products", help="comma-separated: composite,count,ndvi,...")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="output folder")]
+S2OffsetOpt = Annotated[int | None, typer.Option("--s2-boa-offset", help="state the Sentinel-2 BOA offset (0 or -1000) for items that lack it")]
+
+
+@app.command()
+def validate(
+    config: ConfigArg = None,
+    source: SourceOpt = None,
+    collections: CollectionsOpt = None,
+    aoi: AoiOpt = None,
+    year: YearOpt = None,
+    season: SeasonOpt = None,
+    crs: CrsOpt = None,
+    resolution: ResOpt = None,
+    products: ProductsOpt = None,
+    out: OutOpt = None,
+) -> None:
+    """Check a config, its AOIs and its source before any heavy I/O."""
+    from eqi.aoi import load_regions
+    from eqi.grid import region_geobox
+    from eqi.products import expand_products
+    from eqi.sensors import check_collections
+    from eqi.sources import open_catalog
+
+    cfg = _build_config(config, source=source, collections=collections, aoi=aoi, year=year,
+                        season=season, crs=crs, resolution=resolution, products=products, out=out)
+    check_collections(cfg.collections)
+    names = expand_products(cfg.products)
+    regions = load_regions(cfg.aoi, name_field=cfg.aoi_name_field)
+    for region in regions:
+        gbox = region_geobox(region.geometry, cfg.crs_string, cfg.resolution)
+        _echo(f"region {region.name}: grid {gbox.shape.x} x {gbox.shape.y} px at {cfg.resolution:g} m")
+    open_catalog(cfg.source)
+    _echo(f"ok: {len(regions)} region(s) x {len(cfg.years)} year(s); products {', '.join(names)}")
+
+
+@app.command()
+def search(
+    config: ConfigArg = None,
+    source: SourceOpt = None,
+    collections: CollectionsOpt = None,
+    aoi: AoiOpt = None,
+    year: YearOpt = None,
+    season: SeasonOpt = None,
+    out: OutOpt = None,
+    save: Annotated[Path | None, typer.Option("--save", help="write the items found as an ItemCollection JSON")] = None,
+) -> None:
+    """List the scenes a run would use (and save them)."""
+    from eqi.sensors import check_collections
+    from eqi.sources import open_catalog, save_items
+    from workflows.annual import _search, plan
+
+    cfg = _build_config(config, source=source, collections=collections, aoi=aoi, year=year,
+                        season=season, crs=None, resolution=None, products=None,
+                        out=out or Path("."))
+    check_collections(cfg.collections)
+    catalog = open_catalog(cfg.source)
+    found = []
+    for task in plan(cfg):
+        items = _search(cfg, catalog, task)
+        _echo(f"{task.region.name} {task.year}: {len(items)} scene(s)")
+        for item in items:
+            cloud = item.properties.get("eo:cloud_cover")
+            cloud_txt = f"{cloud:5.1f} %" if isinstance(cloud, int | float) else "    ?"
+            _echo(f"  {item.datetime:%Y-%m-%d}  {item.collection_id or '':20s} {cloud_txt}  {item.id}")
+        found.extend(items)
+    if save:
+        save_items(found, save)
+        _echo(f"saved {len(found)} item(s) to {save}")
+
+
+@app.command()
+def run(
+    config: ConfigArg = None,
+    source: SourceOpt = None,
+    collections: CollectionsOpt = None,
+    aoi: AoiOpt = None,
+    year: YearOpt = None,
+    season: SeasonOpt = None,
+    crs: CrsOpt = None,
+    resolution: ResOpt = None,
+    products: ProductsOpt = None,
+    out: OutOpt = None,
+    s2_boa_offset: S2OffsetOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan (skip/compute per task) and stop")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="recompute tasks that are already done")] = False,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="use an existing Dask cluster, tcp://host:port")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="local cluster of N worker processes")] = None,
+) -> None:
+    """Compute the products for every region x year of a config (or of ad-hoc flags)."""
+    from eqi.cluster import dask_context
+    from eqi.sensors import check_collections
+    from workflows.annual import run as run_job
+
+    cfg = _build_config(config, source=source, collections=collections, aoi=aoi, year=year,
+                        season=season, crs=crs, resolution=resolution, products=products, out=out,
+                        s2_boa_offset=s2_boa_offset)
+    check_collections(cfg.collections)
+    with dask_context(scheduler, workers):
+        results = run_job(cfg, overwrite=overwrite, dry_run=dry_run, progress=_echo)
+    if not dry_run:
+        done = sum(r.status == "done" for r in results)
+        skipped = sum(r.status == "skipped" for r in results)
+        _echo(f"finished: {done} computed, {skipped} skipped; outputs in {cfg.out}")
+
+
+@archive_app.command("index")
+def archive_index(
+    dirs: Annotated[list[Path], typer.Argument(help="folders holding delivered scenes")],
+    out: Annotated[Path, typer.Option("--out", help="stac-geoparquet file to write")],
+) -> None:
+    """Index USGS Landsat C2 L2 folders and Sentinel-2 L2A COG+JSON scenes into stac-geoparquet."""
+    from eqi.sources.archive import index_archive
+
+    report = index_archive(list(dirs), out)
+    _echo(str(report))
+
+
+@aoi_app.command("list")
+def aoi_list(
+    level: Annotated[str | None, typer.Option("--level", help="province, prefecture or county")] = None,
+) -> None:
+    """List the regions in the built-in library."""
+    from eqi.aoi import list_library
+
+    for row in list_library():
+        if level and level not in str(row.get("level", "")):
+            continue
+        _echo("\t".join(str(row.get(k, "")) for k in ("library_name", "adcode", "name", "pinyin", "level")))
+
+
+@aoi_app.command("show")
+def aoi_show(name: Annotated[str, typer.Argument(help="library name or vector file")]) -> None:
+    """Show the regions an AOI spec resolves to (name, bounds, area)."""
+    from pyproj import Geod
+
+    from eqi.aoi import load_regions
+
+    geod = Geod(ellps="WGS84")
+    for region in load_regions(name):
+        area = abs(geod.geometry_area_perimeter(region.geometry)[0]) / 1e6
+        bounds = ", ".join(f"{v:.4f}" for v in region.geometry.bounds)
+        _echo(f"{region.name}: {area:,.1f} km2, bounds [{bounds}]")
+
+
+@aoi_app.command("export")
+def aoi_export(
+    name: Annotated[str, typer.Argument(help="library name, e.g. sichuan:counties")],
+    out: Annotated[Path, typer.Option("--out", help="GeoJSON or GeoPackage to write")],
+) -> None:
+    """Write the regions of an AOI spec to a vector file (WGS 84)."""
+    import geopandas as gpd
+
+    from eqi.aoi import load_regions
+    from eqi.tasks import atomic_path
+
+    regions = load_regions(name)
+    frame = gpd.GeoDataFrame(
+        [{"name": r.name, **{k: v for k, v in r.attrs.items() if isinstance(v, str | int | float)}} for r in regions],
+        geometry=[r.geometry for r in regions],
+        crs="EPSG:4326",
+    )
+    driver = "GPKG" if out.suffix.lower() == ".gpkg" else "GeoJSON"
+    with atomic_path(out) as tmp:
+        named = tmp.with_name(tmp.name + out.suffix)  # GDAL picks layer names from the suffix
+        frame.to_file(named, driver=driver, layer=out.stem)
+        named.replace(tmp)
+    _echo(f"wrote {len(regions)} region(s) to {out}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="folder for the simulated archive and the outputs")] = Path("demo-out"),
+    workers: Annotated[int | None, typer.Option("--workers", help="local cluster of N worker processes")] = None,
+) -> None:
+    """Build the offline demo archive (SIMULATED data over a real Sichuan county) and run on it."""
+    from eqi.cluster import dask_context
+    from workflows.demo import run_demo
+
+    with dask_context(None, workers):
+        run_demo(out.resolve(), progress=_echo)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: map eqi errors to exit codes and one-line messages."""
+    import click
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", category=RuntimeWarning, message=".*(All-NaN|Mean of empty|invalid value).*")
+    try:
+        app(args=argv, standalone_mode=False)
+    except EqiError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+__all__ = ["app", "main"]

@@ -1,0 +1,57 @@
+"""Dask execution context: local threads by default, local worker processes, or a remote cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dask
+
+from eqi.errors import ConfigError
+from eqi.load import configure_gdal
+
+__all__ = ["dask_context"]
+
+
+@contextmanager
+def dask_context(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
+    """Run the enclosed computations on the chosen Dask backend; yields the client or None.
+
+    * ``scheduler`` (``tcp://host:8786``): use that existing dask.distributed cluster unchanged.
+    * ``workers`` (N): a local cluster of N single-threaded worker processes on 127.0.0.1.
+    * neither: Dask's threaded scheduler in this process.
+
+    GDAL settings are applied here and on every worker.  Outputs do not depend on the choice.
+    """
+    if scheduler and workers:
+        raise ConfigError("give either --scheduler or --workers, not both")
+    if scheduler:
+        from distributed import Client
+
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        try:
+            configure_gdal(client)
+            yield client
+        finally:
+            client.close()
+        return
+    if workers:
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster, Client(cluster) as client:
+            configure_gdal(client)
+            yield client
+        return
+    configure_gdal(None)
+    with dask.config.set(scheduler="threads"):
+        yield None

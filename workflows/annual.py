@@ -1,0 +1,339 @@
+"""The annual region run: regions x years -> composites, indices, RSEI, land cover as COGs.
+
+One task = one region and one year, with a deterministic id.  Per task: search the catalog, save
+the items used, load onto the region's GeoBox, mask, composite, compute products, write COGs and
+styles, write ``item.json`` last (the done marker).  A rerun skips done tasks unless
+``overwrite``; ``dry_run`` only prints the plan.  A lock keeps two runs off one output folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import pystac
+import xarray as xr
+from odc.geo.geobox import GeoBox
+from odc.geo.xr import rasterize, xr_coords
+
+from eqi.aoi import Region, load_regions
+from eqi.composite import composite, prepare_inputs
+from eqi.config import RunConfig, config_hash
+from eqi.errors import EqiError, NoScenesError, TaskFailedError
+from eqi.grid import region_geobox
+from eqi.load import ItemGroup, group_items, load_group
+from eqi.outputs.cog import write_cog
+from eqi.outputs.stac import AssetInfo, eqi_version, product_item, update_catalog, write_item_atomic
+from eqi.outputs.styles import categorical_qml, continuous_qml, ramp, write_qml
+from eqi.products import PRODUCTS, ProductSpec, expand_products
+from eqi.sensors import ALIASES
+from eqi.sources import open_catalog, save_items
+from eqi.tasks import RunLock, TaskPaths, atomic_write_json, check_done, clean_stale_temps, task_id
+from workflows import products as product_stage
+
+__all__ = ["Task", "TaskResult", "plan", "run"]
+
+log = logging.getLogger("eqi.run")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One region x year unit of work."""
+
+    region: Region
+    year: int
+    id: str
+    paths: TaskPaths
+
+
+@dataclass
+class TaskResult:
+    task: Task
+    status: str  # "done" | "skipped" | "failed" | "planned"
+    message: str = ""
+    outputs: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    error: EqiError | None = None
+
+
+def _task_params(config: RunConfig, region: Region) -> dict[str, Any]:
+    return {
+        "config": config_hash(config),
+        "region_bounds": [round(v, 6) for v in region.geometry.bounds],
+        "eqi": eqi_version(),
+    }
+
+
+def plan(config: RunConfig, regions: Sequence[Region] | None = None) -> list[Task]:
+    """Tasks of a run, in region then year order."""
+    regions = list(regions) if regions is not None else load_regions(config.aoi, name_field=config.aoi_name_field)
+    tasks = []
+    for region in regions:
+        for year in config.years:
+            tid = task_id(region.name, year, _task_params(config, region))
+            tasks.append(Task(region, year, tid, TaskPaths(config.out, region.name, year)))
+    return tasks
+
+
+def _search(config: RunConfig, catalog: Any, task: Task) -> list[pystac.Item]:
+    from shapely.geometry import shape
+
+    window = config.season_window.datetime_range(task.year)
+    items = catalog.search(
+        bbox=tuple(task.region.geometry.bounds), datetime=window, collections=config.collections
+    )
+    hits = []
+    for item in items:
+        if item.geometry is not None and not shape(item.geometry).intersects(task.region.geometry):
+            continue
+        cloud = item.properties.get("eo:cloud_cover")
+        if config.max_cloud_cover is not None and cloud is not None and cloud > config.max_cloud_cover:
+            continue
+        hits.append(item)
+    if not hits:
+        raise NoScenesError(
+            f"no {', '.join(config.collections)} scene touches region '{task.region.name}' in "
+            f"{window.replace('T00:00:00Z', '').replace('T23:59:59Z', '')} (source {config.source}); "
+            "check the AOI, the years/season and the collections"
+        )
+    return hits
+
+
+def _region_mask(region: Region, geobox: GeoBox) -> np.ndarray:
+    from odc.geo.geom import Geometry
+
+    mask = rasterize(Geometry(region.geometry, crs="EPSG:4326"), geobox, all_touched=False)
+    return np.asarray(mask.values, dtype=bool)
+
+
+def _attach(ds: xr.Dataset, geobox: GeoBox) -> xr.Dataset:
+    return ds.assign_coords(xr_coords(geobox))
+
+
+def _composite_for(
+    config: RunConfig,
+    groups: Sequence[ItemGroup],
+    geobox: GeoBox,
+    bands: Sequence[str],
+) -> xr.Dataset:
+    loaded = [load_group(g, geobox, chunk=config.chunk, resampling=config.resampling) for g in groups]
+    inputs = prepare_inputs(
+        groups,
+        loaded,
+        bands,
+        qa_bad=config.mask.qa_pixel_bad,
+        scl_bad=config.mask.scl_bad,
+        buffer_px=config.mask.buffer_px,
+    )
+    comp = composite(
+        inputs, percentiles=config.composite.percentiles, min_clear=config.composite.min_clear
+    )
+    families = {g.sensor.family for g in groups}
+    sensor_ids = sorted({g.sensor.id for g in groups})
+    if len(families) > 1:
+        sensor = "mixed"
+    elif families == {"landsat-c2l2"}:
+        # Landsat 8 and 9 share the OLI coefficients; TM/ETM+ differ.
+        sensor = "landsat8" if set(sensor_ids) <= {"landsat8", "landsat9"} else sensor_ids[0]
+    else:
+        sensor = sensor_ids[0]
+    comp.attrs["sensor"] = sensor
+    return _attach(comp, geobox)
+
+
+def _write_product(
+    name: str,
+    da: xr.DataArray,
+    task: Task,
+    tags: dict[str, str],
+    classes: list[tuple[int, str, str]] | None,
+) -> Path:
+    spec = PRODUCTS.get(name)
+    path = task.paths.product(name)
+    if spec is None and name in ALIASES:
+        spec = ProductSpec(name, f"{name} surface reflectance, seasonal median", "continuous", "float32", float("nan"), "1", "grey", (0.0, 0.4))
+    if spec is None:
+        # a percentile band such as red_p10
+        base = PRODUCTS[name.split("_p")[0]]
+        description = f"{base.description.replace('median', 'percentile ' + name.split('_p')[1])}"
+        spec = type(base)(name, description, base.kind, base.dtype, base.nodata, base.units, base.ramp, base.display_range)
+    values = da
+    if spec.dtype != "float32":
+        values = da.fillna(spec.nodata).astype(spec.dtype) if da.dtype.kind == "f" else da.astype(spec.dtype)
+    else:
+        values = da.astype("float32")
+    product_tags = {**tags, "EQI_PRODUCT": name}
+    if spec.kind == "categorical" and classes:
+        from eqi.outputs.styles import colormap_from_classes, names_from_classes
+
+        write_cog(
+            values, path, nodata=spec.nodata, description=spec.description, kind="categorical",
+            units=spec.units, tags=product_tags, colormap=colormap_from_classes(classes),
+            category_names=names_from_classes(classes),
+        )
+        write_qml(path, categorical_qml(classes, nodata=int(spec.nodata), label=spec.description))
+    else:
+        write_cog(
+            values, path, nodata=spec.nodata, description=spec.description, kind="continuous",
+            units=spec.units, tags=product_tags,
+        )
+        lo, hi = spec.display_range or _display_range(values)
+        write_qml(
+            path,
+            continuous_qml(lo, hi, ramp(spec.ramp or "grey", lo, hi),
+                           nodata=None if spec.dtype == "float32" else spec.nodata,
+                           label=spec.description),
+        )
+    return path
+
+
+def _display_range(da: xr.DataArray) -> tuple[float, float]:
+    values = np.asarray(da.values, dtype="float64")
+    values = values[np.isfinite(values)]
+    if da.dtype == np.uint16:
+        values = values[values != 65535]
+    if values.size == 0:
+        return (0.0, 1.0)
+    lo, hi = np.percentile(values, [2, 98])
+    return (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
+
+
+def run_task(
+    task: Task,
+    config: RunConfig,
+    catalog: Any,
+    *,
+    progress: Callable[[str], None] = print,
+) -> TaskResult:
+    """Compute and write every product of one task; ``item.json`` is written last."""
+    start = time.perf_counter()
+    paths = task.paths
+    paths.dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(paths.dir)
+    items = _search(config, catalog, task)
+    simulated = config.simulated or any(i.properties.get("eqi:simulated") for i in items)
+    save_items(items, paths.dir / "items.json")
+    products = expand_products(config.products)
+    products += [b for b in config.bands if b not in products]
+    geobox = region_geobox(task.region.geometry, config.crs_string, config.resolution)
+    sensors_present = {i.properties.get("platform", "") for i in items}
+    bands = product_stage.bands_needed(products, items)
+    groups = group_items(items, bands, s2_boa_offset=config.s2_boa_offset, require_mask=config.require_mask)
+    progress(
+        f"  {task.region.name} {task.year}: {len(items)} scenes, grid {geobox.shape.x}x{geobox.shape.y} "
+        f"@ {config.resolution:g} m, bands {','.join(bands)}"
+    )
+    comp = _composite_for(config, groups, geobox, bands)
+    inside = xr.DataArray(_region_mask(task.region, geobox), dims=("y", "x"), coords=comp.coords)
+    (comp,) = dask.compute(comp)
+    comp = comp.where(inside)  # outside the region: NaN for floats
+    comp["count"] = comp["count"].where(inside, 65535).astype("uint16")
+    thermal = None
+    if product_stage.needs_thermal_composite(products, groups, config):
+        landsat = [g for g in groups if g.sensor.family == "landsat-c2l2"]
+        thermal = _composite_for(config, landsat, geobox, product_stage.landsat_bands(bands))
+        (thermal,) = dask.compute(thermal)
+        thermal = thermal.where(inside)
+    outputs, metadata = product_stage.compute_products(
+        products, comp, thermal, config=config, task=task, inside=inside
+    )
+    tags = {
+        "EQI_VERSION": eqi_version(),
+        "EQI_TASK_ID": task.id,
+        "EQI_REGION": task.region.name,
+        "EQI_YEAR": str(task.year),
+        "EQI_SEASON": config.season,
+        "EQI_SCENE_COUNT": str(len(items)),
+        "EQI_SCENES": "see items.json and item.json (eqi:scene_ids)",
+        "EQI_SIMULATED": "true" if simulated else "false",
+    }
+    if simulated:
+        tags["EQI_NOTE"] = "SIMULATED DATA - produced by the eqi offline demo, not an observation"
+    written: dict[str, AssetInfo] = {}
+    for name, (da, classes) in outputs.items():
+        path = _write_product(name, da, task, tags, classes)
+        written[name] = AssetInfo(path=path, title=PRODUCTS[name].description if name in PRODUCTS else name)
+    for extra in metadata.pop("_files", []):
+        written[extra.stem] = AssetInfo(path=extra, title=extra.name, roles=("metadata",), media_type="application/json" if extra.suffix == ".json" else "text/markdown")
+    written["items"] = AssetInfo(path=paths.dir / "items.json", title="STAC items used (inputs)", roles=("metadata",), media_type="application/geo+json")
+    meta_path = paths.dir / "metadata.json"
+    atomic_write_json(meta_path, {"task_id": task.id, "simulated": simulated, "scene_ids": sorted(i.id for i in items), **metadata})
+    written["metadata"] = AssetInfo(path=meta_path, title="Method metadata", roles=("metadata",), media_type="application/json")
+    geometry = task.region.geometry
+    item = product_item(
+        task.id, task.region.name, task.year, geometry, list(geometry.bounds), written,
+        properties={
+            "eqi:products": list(outputs),
+            "eqi:season": config.season,
+            "eqi:sensors": sorted(s for s in sensors_present if s),
+            "start_datetime": config.season_window.datetime_range(task.year).split("/")[0],
+            "end_datetime": config.season_window.datetime_range(task.year).split("/")[1],
+        },
+        scene_ids=sorted(i.id for i in items),
+        method=metadata.get("method", {}),
+        config_hash=config_hash(config),
+        simulated=simulated,
+    )
+    write_item_atomic(item, paths.item)
+    return TaskResult(task, "done", outputs=[a.path for a in written.values()], seconds=time.perf_counter() - start)
+
+
+def run(
+    config: RunConfig,
+    *,
+    overwrite: bool = False,
+    dry_run: bool = False,
+    progress: Callable[[str], None] = print,
+) -> list[TaskResult]:
+    """Run every task of ``config``; raise :class:`TaskFailedError` if some failed.
+
+    When *no* task found any scene (an AOI that touches no scene), :class:`NoScenesError`
+    (bad input, exit 2) is raised instead.
+    """
+    tasks = plan(config)
+    results: list[TaskResult] = []
+    if dry_run:
+        for task in tasks:
+            reason = check_done(task.paths, task.id)
+            state = "skip (done)" if reason is None and not overwrite else "compute"
+            progress(f"{state:12s} {task.region.name} {task.year}  task {task.id}")
+            results.append(TaskResult(task, "planned", state))
+        return results
+    config.out.mkdir(parents=True, exist_ok=True)
+    catalog = open_catalog(config.source)
+    with RunLock(config.out):
+        for task in tasks:
+            if not overwrite and check_done(task.paths, task.id) is None:
+                progress(f"skip {task.region.name} {task.year}: done (task {task.id}; --overwrite to redo)")
+                results.append(TaskResult(task, "skipped"))
+                continue
+            progress(f"run  {task.region.name} {task.year} (task {task.id})")
+            try:
+                result = run_task(task, config, catalog, progress=progress)
+            except EqiError as exc:
+                result = TaskResult(task, "failed", str(exc), error=exc)
+            except Exception as exc:  # a library error (corrupt file, I/O): the task fails, the run goes on
+                log.debug("task %s failed", task.id, exc_info=True)
+                result = TaskResult(task, "failed", f"{type(exc).__name__}: {exc}")
+            results.append(result)
+            if result.status == "done":
+                progress(f"done {task.region.name} {task.year} in {result.seconds:.1f} s")
+            else:
+                progress(f"FAILED {task.region.name} {task.year}: {result.message}")
+        update_catalog(config.out, config.title or "eqi outputs")
+    failed = [r for r in results if r.status == "failed"]
+    if failed and len(failed) == len(results) and all(r.error is not None for r in failed):
+        # nothing could be computed: the input is at fault -> that error (exit 2), not "tasks failed"
+        first = failed[0].error
+        if all(r.error.exit_code == first.exit_code for r in failed):
+            raise first
+    if failed:
+        names = ", ".join(f"{r.task.region.name}/{r.task.year}" for r in failed)
+        raise TaskFailedError(f"{len(failed)} of {len(results)} tasks failed: {names}")
+    return results

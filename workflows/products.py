@@ -1,0 +1,225 @@
+"""Product stage of the annual run: from an in-memory composite to named product arrays.
+
+Pure composition of :mod:`eqi.indices`, :mod:`eqi.fvc`, :mod:`eqi.rsei`, :mod:`eqi.landcover` and
+:mod:`eqi.classify`; the only I/O is reading a land-cover reference raster onto the grid
+(:func:`read_reference`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pystac
+import xarray as xr
+
+from eqi import classify, fvc, indices, landcover, rsei
+from eqi.config import RunConfig
+from eqi.errors import ConfigError, InputError
+from eqi.load import ItemGroup
+from eqi.products import COMPOSITE_BANDS, PRODUCTS, bands_for
+from eqi.sensors import ALIASES, identify_sensor
+from eqi.tasks import atomic_write_json, atomic_write_text
+
+__all__ = [
+    "bands_needed",
+    "needs_thermal_composite",
+    "landsat_bands",
+    "compute_products",
+    "read_reference",
+]
+
+_SENSOR_SPECIFIC = {"wet", "lst", "rsei", "rsei_grade"}
+_S2_ONLY = {"coastal", "rededge1", "rededge2", "rededge3", "nir08", "nir09"}
+
+
+def bands_needed(products: Sequence[str], items: Sequence[pystac.Item]) -> list[str]:
+    """Bands to load: what the products need, plus sensor-specific WET bands of the sensors present."""
+    bands = bands_for(products)
+    bands += [p for p in products if p in ALIASES and p not in bands]
+    sensors = {identify_sensor(i).id for i in items}
+    wet_like = {"wet", "rsei", "rsei_grade"} & set(products)
+    for sensor in sensors:
+        for name in wet_like:
+            for band in sorted(indices.required_bands("wet" if name != "rsei" else "wet", _tc_sensor(sensor))):
+                if band not in bands:
+                    bands.append(band)
+    return bands
+
+
+def _tc_sensor(sensor: str) -> str:
+    return "landsat8" if sensor == "landsat9" else sensor
+
+
+def needs_thermal_composite(products: Sequence[str], groups: Sequence[ItemGroup], config: RunConfig) -> bool:
+    """True when sensor-specific products must come from a Landsat-only composite.
+
+    The spec's first option for mixed Sentinel-2 + Landsat runs (§6.1 Heat): RSEI, WET and LST on
+    Landsat for all components; Sentinel-2 serves the other products.
+    """
+    families = {g.sensor.family for g in groups}
+    return bool(_SENSOR_SPECIFIC & set(products)) and len(families) > 1 and "landsat-c2l2" in families
+
+
+def landsat_bands(bands: Sequence[str]) -> list[str]:
+    return [b for b in bands if b not in _S2_ONLY]
+
+
+def _index(name: str, ds: xr.Dataset) -> xr.DataArray:
+    return indices.INDEX_FUNCTIONS[name](ds)
+
+
+def read_reference(path: str | Path, like: xr.DataArray) -> xr.DataArray:
+    """Read a categorical raster onto the grid of ``like`` (nearest, or mode when coarser)."""
+    import rasterio
+    from rasterio.warp import Resampling, reproject
+
+    gbox = like.odc.geobox
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"land-cover reference {path} not found; set landcover.reference in the config")
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise InputError(f"land-cover reference {path} has no CRS")
+            out = np.zeros(gbox.shape, dtype=np.uint8)
+            coarser = abs(src.res[0]) < gbox.resolution.x * 0.75 if src.crs.is_projected else False
+            reproject(
+                rasterio.band(src, 1),
+                out,
+                dst_transform=gbox.affine,
+                dst_crs=gbox.crs.to_wkt(),
+                dst_nodata=0,
+                resampling=Resampling.mode if coarser else Resampling.nearest,
+            )
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputError(f"cannot read land-cover reference {path}: {exc}") from None
+    return xr.DataArray(out, dims=("y", "x"), coords=like.coords)
+
+
+def _classes_level(level: int) -> list[tuple[int, str, str]]:
+    table = landcover.load_class_table()
+    return [(c.code, c.color, f"{c.name_zh} {c.name_en}") for c in table.of_level(level)]
+
+
+def _rsei_grade_classes() -> list[tuple[int, str, str]]:
+    params = rsei._params(None)  # the profile's grade labels and colours
+    grades = params.get("grades", {})
+    labels = grades.get("labels") or grades.get("value", {}).get("labels")
+    colours = ["#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641"]
+    out = []
+    for i in range(5):
+        label = labels[i] if isinstance(labels, list) and i < len(labels) else f"grade {i + 1}"
+        if isinstance(label, dict):
+            label = f"{label.get('zh', '')} {label.get('en', '')}".strip()
+        out.append((i + 1, colours[i], str(label)))
+    return out
+
+
+def compute_products(
+    products: Sequence[str],
+    comp: xr.Dataset,
+    thermal: xr.Dataset | None,
+    *,
+    config: RunConfig,
+    task: Any,
+    inside: xr.DataArray,
+) -> tuple[dict[str, tuple[xr.DataArray, list | None]], dict[str, Any]]:
+    """Compute every requested product; returns ``({name: (array, classes)}, metadata)``."""
+    out: dict[str, tuple[xr.DataArray, list | None]] = {}
+    meta: dict[str, Any] = {"method": {}, "_files": []}
+    specific = thermal if thermal is not None else comp
+    cache: dict[str, xr.DataArray] = {}
+
+    def index(name: str, ds: xr.Dataset = comp) -> xr.DataArray:
+        key = f"{name}@{id(ds)}"
+        if key not in cache:
+            cache[key] = _index(name, ds).astype("float32")
+        return cache[key]
+
+    for name in products:
+        if name in COMPOSITE_BANDS or name in ALIASES:
+            out[name] = (comp[name], None)
+            for p in config.composite.percentiles:
+                key = f"{name}_p{p:g}"
+                if key in comp:
+                    out[key] = (comp[key], None)
+        elif name == "count":
+            out[name] = (comp["count"], None)
+        elif name in ("wet", "lst"):
+            out[name] = (index(name, specific), None)
+        elif name in ("ndvi", "evi", "savi", "ndwi", "mndwi", "ndbi", "ndbsi"):
+            out[name] = (index(name), None)
+        elif name == "fvc":
+            water = index("mndwi") > 0 if {"green", "swir16"} <= set(comp.data_vars) else None
+            result, bounds = fvc.fvc(index("ndvi"), water)
+            out[name] = (result.where(inside), None)
+            meta["method"]["fvc"] = bounds.to_metadata()
+        elif name in ("rsei", "rsei_grade"):
+            if "rsei" in out:
+                continue
+            components = rsei.build_components(
+                specific, variant=config.rsei.variant, obs_count=specific["count"], label=str(task.year)
+            )
+            value, grade, model = rsei.compute_rsei(components)
+            out["rsei"] = (value, None)
+            if "rsei_grade" in products:
+                out["rsei_grade"] = (grade, _rsei_grade_classes())
+            meta["method"]["rsei"] = model.to_metadata()
+            meta["method"]["rsei"]["source_composite"] = specific.attrs.get("sensor")
+        elif name == "landcover":
+            out[name], lc_meta, files = _landcover(comp, config, task, index, inside)
+            meta["method"]["landcover"] = lc_meta
+            meta["_files"].extend(files)
+        else:  # pragma: no cover - expand_products validated names
+            raise ConfigError(f"product '{name}' is not implemented")
+    for name, (da, classes) in list(out.items()):
+        if PRODUCTS.get(name, PRODUCTS["red"]).dtype == "float32":
+            out[name] = (da.where(inside), classes)
+    return out, meta
+
+
+def _landcover(comp, config: RunConfig, task, index, inside):
+    opts = config.landcover
+    if not opts.reference:
+        raise ConfigError(
+            "product 'landcover' needs a land-cover reference raster: set landcover.reference "
+            "(e.g. an ESA WorldCover tile) and landcover.mode (reclassify or classify)"
+        )
+    reference_path = Path(opts.reference.replace("{year}", str(task.year)))
+    mapping = landcover.load_mapping(opts.product)
+    reference = read_reference(reference_path, comp["red"])
+    national = landcover.reclassify(reference, mapping, level=opts.level).where(inside, 0).astype("uint8")
+    classes = _classes_level(opts.level)
+    meta: dict[str, Any] = {
+        "mode": opts.mode,
+        "reference": reference_path.name,
+        "product": opts.product,
+        "mapping_source": getattr(mapping, "source", ""),
+        "level": opts.level,
+    }
+    files: list[Path] = []
+    if opts.mode == "reclassify":
+        return (national, classes), meta, files
+    features = xr.Dataset({b: comp[b] for b in COMPOSITE_BANDS if b in comp})
+    for name in ("ndvi", "mndwi", "ndbsi"):
+        features[name] = index(name)
+    X, y, _rows, _cols = classify.draw_samples(
+        national, features, n_per_class=opts.samples_per_class, seed=opts.seed
+    )
+    if len(np.unique(y)) < 2:
+        raise InputError("the land-cover reference has fewer than two classes inside the region")
+    trained = classify.train_classifier(X, y, seed=opts.seed, feature_names=list(features.data_vars))
+    predicted = classify.predict(trained, features).where(inside, 0).astype("uint8")
+    report = trained.report
+    names = {c: label for c, _, label in classes}
+    json_path = task.paths.dir / "landcover_accuracy.json"
+    md_path = task.paths.dir / "landcover_accuracy.md"
+    atomic_write_json(json_path, report.to_dict())
+    atomic_write_text(md_path, report.to_markdown(names))
+    files.extend([json_path, md_path])
+    meta["accuracy"] = {"overall_accuracy": report.to_dict().get("overall_accuracy"), "kappa": report.to_dict().get("kappa")}
+    meta["features"] = list(features.data_vars)
+    return (predicted, classes), meta, files
