@@ -296,7 +296,9 @@ class _NpyBlocks:
 
 def lazy_band(path: Path, chunk: int = 512) -> da.Array:
     """A band as a Dask array read block by block from its ``.npy`` (nothing held in memory)."""
-    return da.from_array(_NpyBlocks(path), chunks=(chunk, chunk), asarray=True, fancy=False)
+    return da.from_array(
+        _NpyBlocks(path), chunks=(chunk, chunk), asarray=True, fancy=False, inline_array=True
+    )
 
 
 def load_band(path: Path) -> np.ndarray:

@@ -119,7 +119,7 @@ class RseiOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     variant: Literal["rsei", "rsei3"] = "rsei"
-    mode: Literal["per-year", "pooled"] = "per-year"
+    mode: Literal["per-year", "pooled"] = "pooled"  # pooled adds a multi-year product per region
 
 
 class LandcoverOptions(BaseModel):

@@ -188,10 +188,43 @@ def build_components(
                 f"thermal band 'lwir' and no LST layer was given. {indices.THERMAL_OPTIONS}"
             )
         layers["lst"] = heat
-    layers = {name: layers[name] for name in VARIANTS[variant]}
-
-    water = water_mask_from_mndwi(
+    return components_from_indices(
+        {name: layers[name] for name in VARIANTS[variant]},
         indices.mndwi(ds),
+        variant=variant,
+        water_mask=water_mask,
+        obs_count=obs_count,
+        sensor=sensor,
+        label=label,
+        params=p,
+    )
+
+
+def components_from_indices(
+    layers: Mapping[str, xr.DataArray],
+    mndwi: xr.DataArray,
+    *,
+    variant: str,
+    water_mask: xr.DataArray | None = None,
+    obs_count: xr.DataArray | None = None,
+    sensor: str | None = None,
+    label: str = "",
+    params: Mapping[str, Any] | None = None,
+) -> RseiComponents:
+    """Components from already computed index layers (e.g. read back from a year's outputs).
+
+    ``layers`` holds the variant's components (``ndvi, wet, lst, ndbsi`` or the ``rsei3`` set);
+    water (MNDWI above the profile threshold, buffered) and pixels with fewer than
+    ``min_observations`` clear observations are excluded, as in :func:`build_components`.
+    """
+    p = _params(params)
+    if variant not in VARIANTS:
+        raise ConfigError(f"RSEI variant {variant!r} is unknown; use one of {', '.join(VARIANTS)}")
+    missing = [n for n in VARIANTS[variant] if n not in layers]
+    if missing:
+        raise InputError(f"RSEI components missing: {', '.join(missing)}")
+    water = water_mask_from_mndwi(
+        mndwi,
         float(_value(p["water"]["mndwi_threshold"])),
         int(_value(p["water"]["buffer_pixels"])),
     )
@@ -200,7 +233,8 @@ def build_components(
     usable = ~water
     if obs_count is not None:
         usable = usable & (obs_count >= int(_value(p["min_observations"])))
-    return RseiComponents(variant, layers, usable.rename("usable"), sensor, label)
+    ordered = {name: layers[name] for name in VARIANTS[variant]}
+    return RseiComponents(variant, ordered, usable.rename("usable"), sensor, label)
 
 
 # ------------------------------------------------------------------------------------ the model

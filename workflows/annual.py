@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,20 @@ from eqi.grid import region_geobox
 from eqi.load import ItemGroup, group_items, load_group
 from eqi.outputs.cog import write_cog
 from eqi.outputs.stac import AssetInfo, eqi_version, product_item, update_catalog, write_item_atomic
-from eqi.outputs.styles import categorical_qml, continuous_qml, ramp, write_qml
+from eqi.outputs.styles import (
+    categorical_qml,
+    colormap_from_classes,
+    continuous_qml,
+    names_from_classes,
+    ramp,
+    write_qml,
+)
 from eqi.products import PRODUCTS, ProductSpec, expand_products
 from eqi.sensors import ALIASES
 from eqi.sources import open_catalog, save_items
 from eqi.tasks import RunLock, TaskPaths, atomic_write_json, check_done, clean_stale_temps, task_id
 from workflows import products as product_stage
+from workflows.pooled import POOLED_INPUTS, run_pooled
 
 __all__ = ["Task", "TaskResult", "plan", "run"]
 
@@ -147,31 +155,43 @@ def _composite_for(
     return _attach(comp, geobox)
 
 
+def _spec_for(name: str) -> ProductSpec:
+    """Product spec by name: registry entries, extra bands, percentiles, per-year pooled RSEI."""
+    if name in PRODUCTS:
+        return PRODUCTS[name]
+    if name in ALIASES:
+        return replace(PRODUCTS["red"], name=name, description=f"{name} surface reflectance, seasonal median")
+    base, _, suffix = name.rpartition("_")
+    if suffix.isdigit() and base in PRODUCTS:  # rsei_2022, rsei_grade_2022 (pooled)
+        spec = PRODUCTS[base]
+        return replace(spec, name=name, description=f"{spec.description}, {suffix}, pooled multi-year model")
+    band, _, pct = name.partition("_p")
+    if band in PRODUCTS and pct:
+        spec = PRODUCTS[band]
+        return replace(spec, name=name, description=spec.description.replace("median", f"percentile {pct}"))
+    raise KeyError(name)
+
+
 def _write_product(
     name: str,
     da: xr.DataArray,
-    task: Task,
+    paths: Any,
     tags: dict[str, str],
-    classes: list[tuple[int, str, str]] | None,
+    classes: list[tuple[int, str, str]] | None = None,
 ) -> Path:
-    spec = PRODUCTS.get(name)
-    path = task.paths.product(name)
-    if spec is None and name in ALIASES:
-        spec = ProductSpec(name, f"{name} surface reflectance, seasonal median", "continuous", "float32", float("nan"), "1", "grey", (0.0, 0.4))
-    if spec is None:
-        # a percentile band such as red_p10
-        base = PRODUCTS[name.split("_p")[0]]
-        description = f"{base.description.replace('median', 'percentile ' + name.split('_p')[1])}"
-        spec = type(base)(name, description, base.kind, base.dtype, base.nodata, base.units, base.ramp, base.display_range)
-    values = da
+    """Write one product COG and its QGIS style; ``paths.product(name)`` gives the file."""
+    spec = _spec_for(name)
+    path = paths.product(name)
+    if spec.kind == "categorical" and classes is None and spec.name.startswith("rsei_grade"):
+        classes = product_stage.rsei_grade_classes()
     if spec.dtype != "float32":
         values = da.fillna(spec.nodata).astype(spec.dtype) if da.dtype.kind == "f" else da.astype(spec.dtype)
     else:
         values = da.astype("float32")
     product_tags = {**tags, "EQI_PRODUCT": name}
+    if tags.get("EQI_SIMULATED") == "true":
+        spec = replace(spec, description=f"{spec.description} [SIMULATED DATA]")
     if spec.kind == "categorical" and classes:
-        from eqi.outputs.styles import colormap_from_classes, names_from_classes
-
         write_cog(
             values, path, nodata=spec.nodata, description=spec.description, kind="categorical",
             units=spec.units, tags=product_tags, colormap=colormap_from_classes(classes),
@@ -204,6 +224,22 @@ def _display_range(da: xr.DataArray) -> tuple[float, float]:
     return (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
 
 
+def _pooled_wanted(config: RunConfig) -> bool:
+    wanted = {"rsei", "rsei_grade"} & set(expand_products(config.products))
+    return bool(wanted) and config.rsei.mode == "pooled" and len(config.years) > 1
+
+
+def _run_tags(task_or_region: str, simulated: bool) -> dict[str, str]:
+    tags = {
+        "EQI_VERSION": eqi_version(),
+        "EQI_REGION": task_or_region,
+        "EQI_SIMULATED": "true" if simulated else "false",
+    }
+    if simulated:
+        tags["EQI_NOTE"] = "SIMULATED DATA - produced by the eqi offline demo, not an observation"
+    return tags
+
+
 def run_task(
     task: Task,
     config: RunConfig,
@@ -221,6 +257,8 @@ def run_task(
     save_items(items, paths.dir / "items.json")
     products = expand_products(config.products)
     products += [b for b in config.bands if b not in products]
+    if _pooled_wanted(config):  # the pooled stage reads these back from each year's outputs
+        products += [p for p in POOLED_INPUTS if p not in products]
     geobox = region_geobox(task.region.geometry, config.crs_string, config.resolution)
     sensors_present = {i.properties.get("platform", "") for i in items}
     bands = product_stage.bands_needed(products, items)
@@ -244,21 +282,17 @@ def run_task(
         products, comp, thermal, config=config, task=task, inside=inside
     )
     tags = {
-        "EQI_VERSION": eqi_version(),
+        **_run_tags(task.region.name, simulated),
         "EQI_TASK_ID": task.id,
-        "EQI_REGION": task.region.name,
         "EQI_YEAR": str(task.year),
         "EQI_SEASON": config.season,
         "EQI_SCENE_COUNT": str(len(items)),
         "EQI_SCENES": "see items.json and item.json (eqi:scene_ids)",
-        "EQI_SIMULATED": "true" if simulated else "false",
     }
-    if simulated:
-        tags["EQI_NOTE"] = "SIMULATED DATA - produced by the eqi offline demo, not an observation"
     written: dict[str, AssetInfo] = {}
     for name, (da, classes) in outputs.items():
-        path = _write_product(name, da, task, tags, classes)
-        written[name] = AssetInfo(path=path, title=PRODUCTS[name].description if name in PRODUCTS else name)
+        path = _write_product(name, da, paths, tags, classes)
+        written[name] = AssetInfo(path=path, title=_spec_for(name).description)
     for extra in metadata.pop("_files", []):
         written[extra.stem] = AssetInfo(path=extra, title=extra.name, roles=("metadata",), media_type="application/json" if extra.suffix == ".json" else "text/markdown")
     written["items"] = AssetInfo(path=paths.dir / "items.json", title="STAC items used (inputs)", roles=("metadata",), media_type="application/geo+json")
@@ -282,6 +316,34 @@ def run_task(
     )
     write_item_atomic(item, paths.item)
     return TaskResult(task, "done", outputs=[a.path for a in written.values()], seconds=time.perf_counter() - start)
+
+
+def _run_pooled_stage(
+    config: RunConfig,
+    tasks: Sequence[Task],
+    results: Sequence[TaskResult],
+    *,
+    overwrite: bool,
+    progress: Callable[[str], None],
+) -> None:
+    """Pooled RSEI per region once all its years are done; failures are reported, not fatal."""
+    ok = {r.task.id for r in results if r.status in ("done", "skipped")}
+    by_region: dict[str, list[Task]] = {}
+    for task in tasks:
+        by_region.setdefault(task.region.name, []).append(task)
+    for name, region_tasks in by_region.items():
+        if not all(t.id in ok for t in region_tasks):
+            progress(f"skip {name} pooled RSEI: not every year finished")
+            continue
+        simulated = config.simulated
+        try:
+            run_pooled(
+                config, region_tasks[0].region, [t.id for t in region_tasks],
+                write=_write_product, tags=_run_tags(name, simulated),
+                overwrite=overwrite, progress=progress,
+            )
+        except EqiError as exc:
+            progress(f"FAILED {name} pooled RSEI: {exc}")
 
 
 def run(
@@ -326,6 +388,8 @@ def run(
                 progress(f"done {task.region.name} {task.year} in {result.seconds:.1f} s")
             else:
                 progress(f"FAILED {task.region.name} {task.year}: {result.message}")
+        if _pooled_wanted(config):
+            _run_pooled_stage(config, tasks, results, overwrite=overwrite, progress=progress)
         update_catalog(config.out, config.title or "eqi outputs")
     failed = [r for r in results if r.status == "failed"]
     if failed and len(failed) == len(results) and all(r.error is not None for r in failed):

@@ -7,6 +7,7 @@ Pure composition of :mod:`eqi.indices`, :mod:`eqi.fvc`, :mod:`eqi.rsei`, :mod:`e
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,14 +37,20 @@ _S2_ONLY = {"coastal", "rededge1", "rededge2", "rededge3", "nir08", "nir09"}
 
 
 def bands_needed(products: Sequence[str], items: Sequence[pystac.Item]) -> list[str]:
-    """Bands to load: what the products need, plus sensor-specific WET bands of the sensors present."""
+    """Bands to load: what the products need, plus the sensor-specific WET bands.
+
+    With Landsat present, sensor-specific products come from Landsat (:func:`needs_thermal_
+    composite`), so Sentinel-2's extra WET bands are loaded only for Sentinel-2-only runs.
+    """
     bands = bands_for(products)
     bands += [p for p in products if p in ALIASES and p not in bands]
     sensors = {identify_sensor(i).id for i in items}
-    wet_like = {"wet", "rsei", "rsei_grade"} & set(products)
-    for sensor in sensors:
-        for name in wet_like:
-            for band in sorted(indices.required_bands("wet" if name != "rsei" else "wet", _tc_sensor(sensor))):
+    has_landsat = any(s.startswith("landsat") for s in sensors)
+    if {"wet", "rsei", "rsei_grade"} & set(products):
+        for sensor in sensors:
+            if sensor == "sentinel2" and has_landsat:
+                continue
+            for band in sorted(indices.required_bands("wet", _tc_sensor(sensor))):
                 if band not in bands:
                     bands.append(band)
     return bands
@@ -81,12 +88,13 @@ def read_reference(path: str | Path, like: xr.DataArray) -> xr.DataArray:
     if not path.is_file():
         raise InputError(f"land-cover reference {path} not found; set landcover.reference in the config")
     try:
-        with rasterio.open(path) as src:
+        with warnings.catch_warnings(), rasterio.open(path) as src:
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             if src.crs is None:
                 raise InputError(f"land-cover reference {path} has no CRS")
             out = np.zeros(gbox.shape, dtype=np.uint8)
             coarser = abs(src.res[0]) < gbox.resolution.x * 0.75 if src.crs.is_projected else False
-            reproject(
+            reproject(  # into a plain array: GDAL warns it has no geotransform; ours is dst_transform
                 rasterio.band(src, 1),
                 out,
                 dst_transform=gbox.affine,
@@ -104,18 +112,16 @@ def _classes_level(level: int) -> list[tuple[int, str, str]]:
     return [(c.code, c.color, f"{c.name_zh} {c.name_en}") for c in table.of_level(level)]
 
 
-def _rsei_grade_classes() -> list[tuple[int, str, str]]:
-    params = rsei._params(None)  # the profile's grade labels and colours
-    grades = params.get("grades", {})
-    labels = grades.get("labels") or grades.get("value", {}).get("labels")
-    colours = ["#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641"]
-    out = []
-    for i in range(5):
-        label = labels[i] if isinstance(labels, list) and i < len(labels) else f"grade {i + 1}"
-        if isinstance(label, dict):
-            label = f"{label.get('zh', '')} {label.get('en', '')}".strip()
-        out.append((i + 1, colours[i], str(label)))
-    return out
+def rsei_grade_classes() -> list[tuple[int, str, str]]:
+    """RSEI grade classes (value, colour, "zh en" label) from the profile's grade table."""
+    from eqi.outputs.styles import ramp
+
+    classes = rsei._params(None)["grading"]["classes"]
+    colours = ramp("rsei", 1, len(classes))
+    return [
+        (int(c["value"]), colour, f"{c['zh']} {c['en']}")
+        for c, (_, colour) in zip(classes, colours, strict=True)
+    ]
 
 
 def compute_products(
@@ -166,7 +172,7 @@ def compute_products(
             value, grade, model = rsei.compute_rsei(components)
             out["rsei"] = (value, None)
             if "rsei_grade" in products:
-                out["rsei_grade"] = (grade, _rsei_grade_classes())
+                out["rsei_grade"] = (grade, rsei_grade_classes())
             meta["method"]["rsei"] = model.to_metadata()
             meta["method"]["rsei"]["source_composite"] = specific.attrs.get("sensor")
         elif name == "landcover":
