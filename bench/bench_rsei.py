@@ -10,8 +10,9 @@ Inputs: float32 composite-like bands of :mod:`bench.fixtures` (``blue .. swir22`
   ``scipy.ndimage.binary_dilation`` for the water buffer) on the bands loaded into memory during
   set-up (untimed).
 
-Both read the method parameters from ``configs/methods/rsei.yaml`` / ``indices.yaml`` and return
-RSEI (float32, NaN outside valid pixels) and its grade (uint8, 0 = nodata).
+Both read the method parameters from ``configs/methods/rsei.yaml`` / ``indices.yaml``, run once
+untimed on a 256 px corner (imports, thread pool), and return RSEI (float32, NaN outside valid
+pixels) and its grade (uint8, 0 = nodata).
 """
 
 from __future__ import annotations
@@ -33,18 +34,10 @@ THREADS = 2
 SENSOR = "landsat8"
 
 
-def ours(size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
-    """Set up eqi's index + RSEI stage on lazily read bands; return the timed work."""
+def _ours_work(ds: Any) -> Callable[[], dict[str, np.ndarray]]:
     import dask
-    import xarray as xr
 
     from eqi.rsei import build_components, compute_rsei
-
-    paths = fixtures.reflectance_bands(size, Path(cache))
-    ds = xr.Dataset(
-        {b: (("y", "x"), fixtures.lazy_band(p, 512)) for b, p in paths.items()},
-        attrs={"sensor": SENSOR},
-    )
 
     def work() -> dict[str, np.ndarray]:
         with dask.config.set(scheduler="threads", num_workers=THREADS):
@@ -54,6 +47,19 @@ def ours(size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
         return {"rsei": value, "grade": klass}
 
     return work
+
+
+def ours(size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
+    """Set up eqi's index + RSEI stage on lazily read bands (warmed up once); return the timed work."""
+    import xarray as xr
+
+    paths = fixtures.reflectance_bands(size, Path(cache))
+    ds = xr.Dataset(
+        {b: (("y", "x"), fixtures.lazy_band(p, 512)) for b, p in paths.items()},
+        attrs={"sensor": SENSOR},
+    )
+    _ours_work(ds.isel(y=slice(0, 256), x=slice(0, 256)))()  # imports, thread pool (untimed)
+    return _ours_work(ds)
 
 
 def _finite(x: np.ndarray) -> np.ndarray:
@@ -106,7 +112,10 @@ def rsei_numpy(
         rng = np.random.default_rng([seed, 0])
         flat = flat[np.sort(rng.choice(flat.size, size=size, replace=False))]
     sample = np.stack([layer.ravel()[flat].astype(np.float64) for layer in layers], axis=1)
-    p_low, p_high = float(params["normalisation"]["p_low"]), float(params["normalisation"]["p_high"])
+    p_low, p_high = (
+        float(params["normalisation"]["p_low"]),
+        float(params["normalisation"]["p_high"]),
+    )
     lo, hi = np.percentile(sample, p_low, axis=0), np.percentile(sample, p_high, axis=0)
     norm = np.clip((sample - lo) / (hi - lo), 0.0, 1.0)
     mean = norm.mean(axis=0)
@@ -140,6 +149,9 @@ def baseline(size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
     _set, coefficients = wetness_coefficients(SENSOR)
     paths = fixtures.reflectance_bands(size, Path(cache))
     bands = {b: fixtures.load_band(p) for b, p in paths.items()}
+
+    corner = {b: a[:256, :256] for b, a in bands.items()}
+    rsei_numpy(corner, coefficients, params)  # imports (untimed)
 
     def work() -> dict[str, np.ndarray]:
         return rsei_numpy(bands, coefficients, params)
@@ -195,7 +207,11 @@ def checks(rows: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
         t = big["ours_s"] / small["ours_s"]
         m = big["ours_peak_mib"] / small["ours_peak_mib"]
         out.append(
-            (f"rsei: ours time grows <= 4.4x at {area:g}x the area", t <= 4.4 * area / 4, f"x{t:.2f}")
+            (
+                f"rsei: ours time grows <= 4.4x at {area:g}x the area",
+                t <= 4.4 * area / 4,
+                f"x{t:.2f}",
+            )
         )
         out.append(
             (

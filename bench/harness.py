@@ -162,11 +162,15 @@ def compare_results(ours: Path, baseline: Path, *, rtol: float, atol: float, wha
     """Raise :class:`BenchMismatch` unless both ``.npz`` hold the same arrays (NaN == NaN)."""
     with np.load(ours) as a, np.load(baseline) as b:
         if sorted(a.files) != sorted(b.files):
-            raise BenchMismatch(f"{what}: ours returns {sorted(a.files)}, baseline {sorted(b.files)}")
+            raise BenchMismatch(
+                f"{what}: ours returns {sorted(a.files)}, baseline {sorted(b.files)}"
+            )
         for key in sorted(a.files):
             x, y = a[key], b[key]
             if x.shape != y.shape:
-                raise BenchMismatch(f"{what}: '{key}' shape {x.shape} (ours) vs {y.shape} (baseline)")
+                raise BenchMismatch(
+                    f"{what}: '{key}' shape {x.shape} (ours) vs {y.shape} (baseline)"
+                )
             try:
                 np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, equal_nan=True)
             except AssertionError as exc:
@@ -256,7 +260,17 @@ def merge_rows(new: Iterable[dict[str, Any]], path: Path = RESULTS_PATH) -> list
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """Plain-text table of rows (times in s, memory in MiB; ratio > 1: ours faster)."""
-    head = ("name", "size", "ours s", "ours peak", "(before)", "base s", "base peak", "(before)", "ratio")
+    head = (
+        "name",
+        "size",
+        "ours s",
+        "ours peak",
+        "(before)",
+        "base s",
+        "base peak",
+        "(before)",
+        "ratio",
+    )
     lines = []
     for r in rows:
         lines.append(
@@ -276,7 +290,8 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
     def fmt(cells: Sequence[str]) -> str:
         return "  ".join(
-            c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
     out = [fmt(head), "  ".join("-" * w for w in widths), *(fmt(line) for line in lines)]

@@ -86,7 +86,8 @@ def _independent_chunks(arr: da.Array) -> da.Array:
         tasks = convert_legacy_graph(dict(graph))
         resolved: dict[Any, Any] = {}
 
-        def inline(key: Any) -> Any:  # the node with its own (shared) dependencies inlined, memoised
+        # the node with its own (shared) dependencies inlined, memoised
+        def inline(key: Any) -> Any:
             if key not in resolved:
                 node = tasks[key]
                 deps = node.dependencies

@@ -19,6 +19,7 @@ Scaling rules
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -388,6 +389,18 @@ def _find_asset(item: pystac.Item, spec: BandSpec) -> tuple[str, pystac.Asset] |
     return None
 
 
+def _href(asset: pystac.Asset) -> str:
+    """The asset's location: URLs and absolute local paths as written, relative ones resolved.
+
+    pystac would resolve an absolute path against an item fetched from an API into a URL on
+    that API's host; an eqi archive served with ``rustac serve`` holds local absolute paths.
+    """
+    href = asset.href
+    if "://" in href or os.path.isabs(href):
+        return href
+    return asset.get_absolute_href() or href
+
+
 def _nodata_of(asset: pystac.Asset, default: int) -> int:
     bands = asset.extra_fields.get("raster:bands") or []
     if bands and isinstance(bands[0], dict) and bands[0].get("nodata") is not None:
@@ -440,7 +453,7 @@ def resolve_item(
         resolved[alias] = ResolvedBand(
             alias=alias,
             asset_key=key,
-            href=asset.get_absolute_href() or asset.href,
+            href=_href(asset),
             scale=spec.scale,
             offset=round(offset, 10),
             nodata=_nodata_of(asset, spec.nodata),
@@ -452,7 +465,7 @@ def resolve_item(
         mask = ResolvedBand(
             alias=sensor.mask.alias,
             asset_key=key,
-            href=asset.get_absolute_href() or asset.href,
+            href=_href(asset),
             scale=1.0,
             offset=0.0,
             nodata=sensor.mask.nodata,

@@ -136,3 +136,23 @@ def test_rerun_skips_done_task_and_dry_run_reports_it(landsat_run: dict) -> None
     res = eqi("run", *common)
     assert res.returncode == 0 and "skip" in res.stdout
     assert (task_dir / "ndvi.tif").stat().st_mtime_ns == before
+
+
+def test_output_bytes_do_not_depend_on_the_number_of_workers(landsat_run: dict, tmp_path: Path) -> None:
+    import hashlib
+
+    def digests(out: Path) -> dict[str, str]:
+        task_dir = out / "colombia-test" / "2019"
+        return {n: hashlib.sha256((task_dir / f"{n}.tif").read_bytes()).hexdigest() for n in ("red", "nir", "count", "ndvi")}
+
+    reference = digests(landsat_run["out"])  # threaded scheduler
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        res = eqi(
+            "run", "--source", str(landsat_run["archive"]), "--collections", "landsat-c2-l2",
+            "--aoi", str(landsat_run["aoi"]), "--year", "2019", "--season", "11-01/12-31",
+            "--crs", landsat_run["crs"].to_string(), "--resolution", "450",
+            "--products", "composite,count,ndvi", "--out", str(out), "--workers", workers,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert digests(out) == reference, f"--workers {workers} changed the output bytes"

@@ -134,3 +134,29 @@ def test_eqi_stac_api_catalog_reads_the_served_archive(served) -> None:
     landsat = items[0]
     assert landsat.assets["red"].href.endswith("_SR_B4.TIF")
     assert landsat.properties["proj:code"] == "EPSG:32617"
+
+
+def test_eqi_run_through_the_served_api_equals_the_archive_run(served, archive_file, tmp_path) -> None:
+    """`eqi run --source http://127.0.0.1:PORT` (a real STAC API) gives the same NDVI bytes."""
+    import json
+
+    import numpy as np
+    import rasterio
+
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text(json.dumps({"type": "Feature", "properties": {"name": "served"}, "geometry": {
+        "type": "Polygon", "coordinates": [[[-75.3, 1.2], [-75.0, 1.2], [-75.0, 1.5], [-75.3, 1.5], [-75.3, 1.2]]]}}))  # fmt: skip
+    arrays = []
+    for source in (served, str(archive_file)):
+        out = tmp_path / ("api" if source == served else "file")
+        res = subprocess.run(
+            [sys.executable, "-m", "eqi", "run", "--source", source, "--collections", "landsat-c2-l2",
+             "--aoi", str(aoi), "--year", "2019", "--season", "11-01/12-31", "--crs", "EPSG:32618",
+             "--resolution", "450", "--products", "ndvi", "--out", str(out)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stdout + res.stderr
+        with rasterio.open(out / "served" / "2019" / "ndvi.tif") as src:
+            arrays.append(src.read(1))
+    assert np.isfinite(arrays[0]).sum() > 100
+    np.testing.assert_array_equal(arrays[0], arrays[1])

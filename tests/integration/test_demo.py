@@ -1,0 +1,96 @@
+"""The offline demo end to end: simulated archive -> index -> run, and what it leaves behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+pytestmark = pytest.mark.integration
+
+REGION = "wenjiang-510115"
+
+
+def eqi(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "eqi", *args], capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    res = eqi("demo", "--out", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "SIMULATED" in res.stdout
+    return out
+
+
+def test_demo_leaves_archive_config_and_a_rerunnable_job(demo: Path) -> None:
+    assert (demo / "archive.parquet").is_file()
+    assert (demo / "demo.yaml").is_file()
+    assert "SIMULATED" in (demo / "README-SIMULATED.txt").read_text()
+    res = eqi("run", str(demo / "demo.yaml"))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("skip") >= 2 and "0 computed" in res.stdout
+
+
+def test_every_output_says_simulated(demo: Path) -> None:
+    tifs = sorted(demo.glob(f"{REGION}/*/*.tif"))
+    assert len(tifs) > 20
+    for tif in tifs:
+        with rasterio.open(tif) as src:
+            assert src.tags()["EQI_SIMULATED"] == "true", tif
+            assert "SIMULATED" in src.descriptions[0], tif
+    for item in demo.glob(f"{REGION}/*/item.json"):
+        assert json.loads(item.read_text())["properties"]["eqi:simulated"] is True
+
+
+def test_classifier_recovers_simulated_land_cover(demo: Path) -> None:
+    for year in (2022, 2023):
+        task = demo / REGION / str(year)
+        report = json.loads((task / "landcover_accuracy.json").read_text())
+        assert report["overall_accuracy"] >= 0.85, report["overall_accuracy"]
+        assert (task / "landcover_accuracy.md").is_file()
+        with rasterio.open(task / "landcover.tif") as src:
+            classes = src.read(1)
+            assert src.colormap(1)[1][:3] != (0, 0, 0)
+        assert set(np.unique(classes)) <= {0, 1, 2, 3, 4, 5, 6}
+
+
+def test_no_clear_observation_is_nodata_and_offsets_are_harmonised(demo: Path) -> None:
+    """The always-cloudy patch of 2022 is nodata; the 2023 S2 items (+1000 DN offset) agree with 2022."""
+    ndvi = {}
+    for year in (2022, 2023):
+        task = demo / REGION / str(year)
+        with rasterio.open(task / "count.tif") as src:
+            count = src.read(1)
+        with rasterio.open(task / "ndvi.tif") as src:
+            ndvi[year] = src.read(1)
+        inside = count != 65535
+        no_obs = inside & (count == 0)
+        assert np.all(np.isnan(ndvi[year][no_obs]))
+        if year == 2022:
+            assert no_obs.sum() > 10, "the simulated always-cloudy patch should leave nodata pixels"
+    with rasterio.open(demo / REGION / "2022" / "red.tif") as src:
+        red22 = src.read(1)
+    with rasterio.open(demo / REGION / "2023" / "red.tif") as src:
+        red23 = src.read(1)
+    both = np.isfinite(red22) & np.isfinite(red23)
+    # a mishandled BOA offset would shift 2023 reflectance by 0.1
+    assert abs(float(np.median(red23[both] - red22[both]))) < 0.01
+
+
+def test_pooled_rsei_shares_one_model(demo: Path) -> None:
+    pooled = demo / REGION / "rsei-pooled-2022-2023"
+    meta = json.loads((pooled / "metadata.json").read_text())["rsei"]
+    assert meta["mode"] == "pooled" and meta["years"] == ["2022", "2023"]
+    assert meta["loadings"]["ndvi"] > 0 and meta["loadings"]["wet"] > 0
+    for year in (2022, 2023):
+        with rasterio.open(pooled / f"rsei_{year}.tif") as src:
+            values = src.read(1)
+        finite = values[np.isfinite(values)]
+        assert finite.size > 1000 and finite.min() >= 0.0 and finite.max() <= 1.0
