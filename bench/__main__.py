@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=sorted(SUITES), action="append", help="run only this suite"
     )
-    parser.add_argument("--repeats", type=int, help="runs per side (default: per suite, 2-3)")
+    parser.add_argument("--repeats", type=int, help="runs per side (default 3)")
     parser.add_argument("--results", type=Path, default=RESULTS_PATH, help="results JSON file")
     parser.add_argument("--cache", type=Path, default=fixtures.CACHE_DIR, help="input cache folder")
     parser.add_argument(

@@ -127,7 +127,7 @@ def cases(
     cache: Path = fixtures.CACHE_DIR,
     size: int = SIZE,
     dates: tuple[int, ...] = DATES,
-    repeats: int = 2,
+    repeats: int = 3,
 ) -> list[Case]:
     """One case per number of dates."""
     out = []

@@ -187,6 +187,7 @@ def run_case(
     """Run both sides ``case.repeats`` times (alternating), compare results; return the row."""
     say = log or (lambda _msg: None)
     runs: dict[str, list[Measurement]] = {"ours": [], "baseline": []}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="eqi-bench-", dir=workdir) as tmp:
         for r in range(case.repeats):
             for key, side in (("ours", case.ours), ("baseline", case.baseline)):
@@ -209,20 +210,21 @@ def run_case(
     return {
         "name": case.name,
         "size": case.size,
-        "ours_s": round(ours_s, 3),
+        "ours_s": round(ours_s, 4),
         "ours_peak_mib": round(max(m.peak_mib for m in runs["ours"]), 1),
         "baseline": case.baseline.label,
-        "baseline_s": round(base_s, 3),
+        "baseline_s": round(base_s, 4),
         "baseline_peak_mib": round(max(m.peak_mib for m in runs["baseline"]), 1),
         "ratio": round(base_s / ours_s, 3),
         "ours": case.ours.label,
         "ours_rss_before_mib": round(min(m.rss_before_mib for m in runs["ours"]), 1),
         "baseline_rss_before_mib": round(min(m.rss_before_mib for m in runs["baseline"]), 1),
-        "ours_runs_s": [round(m.seconds, 3) for m in runs["ours"]],
-        "baseline_runs_s": [round(m.seconds, 3) for m in runs["baseline"]],
+        "ours_runs_s": [round(m.seconds, 4) for m in runs["ours"]],
+        "baseline_runs_s": [round(m.seconds, 4) for m in runs["baseline"]],
         "timing": f"best of {case.repeats} runs, each in a fresh process; peak = max ru_maxrss",
         "checked": f"assert_allclose rtol={case.rtol:g} atol={case.atol:g} equal_nan",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # other jobs' load
         "measured": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **case.extra,
     }

@@ -291,6 +291,8 @@ def main(argv: list[str] | None = None) -> None:
     import click
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # odc-loader logs every failed read; eqi reports the failure itself, once, with advice
+    logging.getLogger("odc.loader").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", category=RuntimeWarning, message=".*(All-NaN|Mean of empty|invalid value).*")
     try:
         app(args=argv, standalone_mode=False)

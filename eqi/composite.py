@@ -132,6 +132,8 @@ def prepare_inputs(
     (not nodata).  Thermal (``lwir``) validity is decided per band in the reducer, so an L2SR
     scene or a Sentinel-2 scene still contributes reflectance.
     """
+    # a band no sensor of the run has (lwir in a Sentinel-2-only run) is left out, not all-NaN
+    bands = [b for b in bands if any(b in g.bands for g in groups)]
     dn: dict[str, list[da.Array]] = {b: [] for b in bands}
     scale: dict[str, list[np.ndarray]] = {b: [] for b in bands}
     offset: dict[str, list[np.ndarray]] = {b: [] for b in bands}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from eqi.errors import ConfigError
 from eqi.mask import DEFAULT_QA_BAD, DEFAULT_SCL_BAD, QA_PIXEL_BITS
@@ -119,6 +119,9 @@ class RseiOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     variant: Literal["rsei", "rsei3"] = "rsei"
+    min_observations: int | None = Field(
+        None, ge=1, description="override the profile's minimum clear observations per pixel"
+    )
     mode: Literal["per-year", "pooled"] = "pooled"  # pooled adds a multi-year product per region
 
 
@@ -163,7 +166,7 @@ class RunConfig(BaseModel):
     max_cloud_cover: float | None = Field(None, ge=0, le=100)
     s2_boa_offset: Literal[0, -1000] | None = None
     require_mask: bool = True
-    chunk: int = Field(512, ge=512)
+    chunk: int = Field(512, description="Dask chunk size in pixels, a multiple of 512")
     simulated: bool = False
     title: str | None = None
 
@@ -215,23 +218,26 @@ class RunConfig(BaseModel):
     @field_validator("chunk")
     @classmethod
     def _chunk(cls, value: int) -> int:
-        if value % 512:
+        if value <= 0 or value % 512:
             raise ValueError("chunk must be a multiple of 512")
         return value
 
-    @model_validator(mode="after")
-    def _crs_known(self) -> RunConfig:
+    @field_validator("crs")
+    @classmethod
+    def _crs_known(cls, value: str) -> str:
         from pyproj import CRS
         from pyproj.exceptions import CRSError
 
         try:
-            CRS.from_user_input(CRS_ALIASES.get(self.crs, self.crs))
-        except CRSError as exc:
+            crs = CRS.from_user_input(CRS_ALIASES.get(value, value))
+        except CRSError:
             raise ValueError(
-                f"unknown CRS '{self.crs}': use an EPSG code (EPSG:32648), a PROJ string, "
+                f"unknown CRS '{value}': use an EPSG code (EPSG:32648), a PROJ string, "
                 "or 'albers-china'"
-            ) from exc
-        return self
+            ) from None
+        if crs.is_geographic:
+            raise ValueError(f"CRS '{value}' is in degrees; give a projected CRS in metres")
+        return value
 
     @property
     def season_window(self) -> SeasonWindow:

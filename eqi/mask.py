@@ -70,16 +70,17 @@ def scl_clear(scl: np.ndarray, bad_classes: Iterable[int] = DEFAULT_SCL_BAD) -> 
 
 
 def buffer_bad(clear: np.ndarray, radius_px: int) -> np.ndarray:
-    """Grow the not-clear area of each 2-D slice by ``radius_px`` pixels (scikit-image dilation).
+    """Grow the not-clear area of each 2-D slice by ``radius_px`` pixels (disk dilation).
 
     Cloud edges are often missed by QA flags; a small buffer removes them.  Works on (y, x) or
     (t, y, x) arrays; ``radius_px <= 0`` returns the input.
     """
     if radius_px <= 0:
         return clear
-    from skimage.morphology import binary_dilation, disk
+    from scipy.ndimage import binary_dilation
+    from skimage.morphology import disk
 
     footprint = disk(radius_px)
     if clear.ndim == 2:
-        return ~binary_dilation(~clear, footprint)
-    return np.stack([~binary_dilation(~c, footprint) for c in clear])
+        return ~binary_dilation(~clear, structure=footprint)
+    return np.stack([~binary_dilation(~c, structure=footprint) for c in clear])

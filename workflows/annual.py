@@ -8,6 +8,7 @@ styles, write ``item.json`` last (the done marker).  A rerun skips done tasks un
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,11 +22,12 @@ import pystac
 import xarray as xr
 from odc.geo.geobox import GeoBox
 from odc.geo.xr import rasterize, xr_coords
+from rasterio.errors import RasterioError
 
 from eqi.aoi import Region, load_regions
 from eqi.composite import composite, prepare_inputs
 from eqi.config import RunConfig, config_hash
-from eqi.errors import EqiError, NoScenesError, TaskFailedError
+from eqi.errors import EqiError, InputError, NoScenesError, TaskFailedError
 from eqi.grid import region_geobox
 from eqi.load import ItemGroup, group_items, load_group
 from eqi.outputs.cog import write_cog
@@ -40,7 +42,7 @@ from eqi.outputs.styles import (
 )
 from eqi.products import PRODUCTS, ProductSpec, expand_products
 from eqi.sensors import ALIASES
-from eqi.sources import open_catalog, save_items
+from eqi.sources import load_items, open_catalog, save_items
 from eqi.tasks import RunLock, TaskPaths, atomic_write_json, check_done, clean_stale_temps, task_id
 from workflows import products as product_stage
 from workflows.pooled import POOLED_INPUTS, run_pooled
@@ -89,6 +91,19 @@ def plan(config: RunConfig, regions: Sequence[Region] | None = None) -> list[Tas
     return tasks
 
 
+class _LazyCatalog:
+    """Opens the catalog at the first search: reruns that reuse saved items never touch it."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._catalog: Any = None
+
+    def search(self, **kwargs: Any) -> list[pystac.Item]:
+        if self._catalog is None:
+            self._catalog = open_catalog(self.source)
+        return self._catalog.search(**kwargs)
+
+
 def _search(config: RunConfig, catalog: Any, task: Task) -> list[pystac.Item]:
     from shapely.geometry import shape
 
@@ -111,6 +126,22 @@ def _search(config: RunConfig, catalog: Any, task: Task) -> list[pystac.Item]:
             "check the AOI, the years/season and the collections"
         )
     return hits
+
+
+def _saved_items(task: Task) -> list[pystac.Item] | None:
+    """The items a finished run of this same task used, so a rerun does not depend on the API.
+
+    Only reused when ``item.json`` records this task id (same config, region and year); delete
+    ``items.json`` to search again.
+    """
+    saved = task.paths.dir / "items.json"
+    if not saved.is_file() or not task.paths.item.is_file():
+        return None
+    try:
+        recorded = json.loads(task.paths.item.read_text(encoding="utf-8"))["properties"]["eqi:task_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return load_items(saved) if recorded == task.id else None
 
 
 def _region_mask(region: Region, geobox: GeoBox) -> np.ndarray:
@@ -250,9 +281,9 @@ def run_task(
     """Compute and write every product of one task; ``item.json`` is written last."""
     start = time.perf_counter()
     paths = task.paths
+    items = _saved_items(task) or _search(config, catalog, task)
     paths.dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(paths.dir)
-    items = _search(config, catalog, task)
     simulated = config.simulated or any(i.properties.get("eqi:simulated") for i in items)
     save_items(items, paths.dir / "items.json")
     products = expand_products(config.products)
@@ -368,7 +399,7 @@ def run(
             results.append(TaskResult(task, "planned", state))
         return results
     config.out.mkdir(parents=True, exist_ok=True)
-    catalog = open_catalog(config.source)
+    catalog = _LazyCatalog(config.source)
     with RunLock(config.out):
         for task in tasks:
             if not overwrite and check_done(task.paths, task.id) is None:
@@ -380,6 +411,12 @@ def run(
                 result = run_task(task, config, catalog, progress=progress)
             except EqiError as exc:
                 result = TaskResult(task, "failed", str(exc), error=exc)
+            except RasterioError as exc:  # unreadable or corrupt input raster
+                error = InputError(
+                    f"cannot read an input raster: {exc}. The file may be corrupt, truncated or "
+                    "moved; re-download the scene and re-index the archive (eqi archive index)"
+                )
+                result = TaskResult(task, "failed", str(error), error=error)
             except Exception as exc:  # a library error (corrupt file, I/O): the task fails, the run goes on
                 log.debug("task %s failed", task.id, exc_info=True)
                 result = TaskResult(task, "failed", f"{type(exc).__name__}: {exc}")

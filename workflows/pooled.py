@@ -24,6 +24,7 @@ from eqi.config import RunConfig, config_hash
 from eqi.errors import InputError
 from eqi.outputs.stac import AssetInfo, product_item, write_item_atomic
 from eqi.tasks import TaskPaths, atomic_write_json, check_done, params_hash
+from workflows.products import rsei_params
 
 __all__ = ["POOLED_INPUTS", "PooledPaths", "run_pooled"]
 
@@ -62,7 +63,7 @@ def _read(path: Path) -> xr.DataArray:
     return xr.DataArray(data, dims=("y", "x"), coords=xr_coords(gbox))
 
 
-def _components(year_dir: Path, variant: str, label: str) -> rsei.RseiComponents:
+def _components(year_dir: Path, variant: str, label: str, params: dict) -> rsei.RseiComponents:
     layers = {name: _read(year_dir / f"{name}.tif") for name in ("ndvi", "wet", "lst", "ndbsi")}
     return rsei.components_from_indices(
         layers,
@@ -70,6 +71,7 @@ def _components(year_dir: Path, variant: str, label: str) -> rsei.RseiComponents
         variant=variant,
         obs_count=_read(year_dir / "count.tif"),
         label=label,
+        params=params,
     )
 
 
@@ -91,8 +93,9 @@ def run_pooled(
         progress(f"skip {region.name} pooled RSEI {years[0]}-{years[-1]}: done")
         return None
     variant = config.rsei.variant
-    comps = [_components(TaskPaths(config.out, region.name, y).dir, variant, str(y)) for y in years]
-    model = rsei.fit_rsei_model(comps)
+    params = rsei_params(config)
+    comps = [_components(TaskPaths(config.out, region.name, y).dir, variant, str(y), params) for y in years]
+    model = rsei.fit_rsei_model(comps, params=params)
     paths.dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, AssetInfo] = {}
     for year, comp in zip(years, comps, strict=True):

@@ -124,6 +124,18 @@ def rsei_grade_classes() -> list[tuple[int, str, str]]:
     ]
 
 
+def rsei_params(config: RunConfig) -> dict[str, Any]:
+    """The RSEI method profile with the run's overrides applied (recorded in the metadata)."""
+    params = dict(rsei._params(None))
+    if config.rsei.min_observations is not None:
+        params["min_observations"] = {
+            "value": config.rsei.min_observations,
+            "tag": "[D]",
+            "source": "run configuration override (rsei.min_observations)",
+        }
+    return params
+
+
 def compute_products(
     products: Sequence[str],
     comp: xr.Dataset,
@@ -166,10 +178,12 @@ def compute_products(
         elif name in ("rsei", "rsei_grade"):
             if "rsei" in out:
                 continue
+            params = rsei_params(config)
             components = rsei.build_components(
-                specific, variant=config.rsei.variant, obs_count=specific["count"], label=str(task.year)
+                specific, variant=config.rsei.variant, obs_count=specific["count"],
+                label=str(task.year), params=params,
             )
-            value, grade, model = rsei.compute_rsei(components)
+            value, grade, model = rsei.compute_rsei(components, params=params)
             out["rsei"] = (value, None)
             if "rsei_grade" in products:
                 out["rsei_grade"] = (grade, rsei_grade_classes())

@@ -145,12 +145,28 @@ def test_s2_item_with_unknown_offset(sample_data: Path, tmp_path: Path) -> None:
     assert not list((tmp_path / "out").rglob("item.json"))
 
 
-def test_failed_rerun_leaves_earlier_outputs_untouched(archive: Path, tmp_path: Path, good_aoi: Path) -> None:
+def test_failed_rerun_leaves_earlier_outputs_untouched(sample_data: Path, tmp_path: Path, good_aoi: Path) -> None:
+    scenes = tmp_path / "scenes"
+    shutil.copytree(sample_data / "landsat-c2l2-downsampled-scenes" / SCENE, scenes / SCENE)
+    archive = tmp_path / "mine.parquet"
+    assert eqi("archive", "index", str(scenes), "--out", str(archive)).returncode == 0
     out = tmp_path / "out"
     assert _run(archive, good_aoi, out).returncode == 0
     before = _tree_digest(out)
     assert any(name.endswith("ndvi.tif") for name in before)
-    # same output folder, a broken source: the run must fail cleanly and change nothing
-    res = _run(tmp_path / "gone.parquet", good_aoi, out, "--overwrite")
-    _assert_clean_failure(res, "gone.parquet")
+    # the delivered red band gets corrupted; recomputing must fail cleanly and change nothing
+    red = scenes / SCENE / f"{SCENE}_SR_B4.TIF"
+    red.write_bytes(red.read_bytes()[:4096])
+    res = _run(archive, good_aoi, out, "--overwrite")
+    _assert_clean_failure(res, "cannot read an input raster", "re-index")
     assert _tree_digest(out) == before
+
+
+def test_rerun_reuses_saved_items_without_the_catalog(archive: Path, tmp_path: Path, good_aoi: Path) -> None:
+    private = tmp_path / "copy.parquet"
+    shutil.copy(archive, private)
+    out = tmp_path / "out"
+    assert _run(private, good_aoi, out).returncode == 0
+    private.unlink()  # the catalog is gone; the saved items.json is enough to recompute
+    res = _run(private, good_aoi, out, "--overwrite")
+    assert res.returncode == 0, res.stdout + res.stderr
