@@ -134,7 +134,11 @@ class LandcoverOptions(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    reference: str | None = None
+    reference: str | None = Field(
+        None, description="raster file, STAC Item/ItemCollection JSON, or catalog (URL/.parquet)"
+    )
+    collection: str | None = Field(None, description="collection id when searching a catalog")
+    asset: str = Field("map", description="asset key of the class raster in the items")
     product: Literal["esa-worldcover", "esri-lulc", "dynamic-world", "clcd"] = "esa-worldcover"
     mode: Literal["reclassify", "classify"] = "reclassify"
     level: Literal[1, 2] = 1
@@ -270,7 +274,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     landcover = data.get("landcover")
     if isinstance(landcover, dict) and isinstance(landcover.get("reference"), str):
         ref = Path(landcover["reference"]).expanduser()
-        if not ref.is_absolute():
+        if "://" not in landcover["reference"] and not ref.is_absolute():
             data["landcover"] = {**landcover, "reference": str((base / ref).resolve())}
     for key in ("source", "aoi", "out"):
         value = data.get(key)

@@ -7,7 +7,6 @@ Pure composition of :mod:`eqi.indices`, :mod:`eqi.fvc`, :mod:`eqi.rsei`, :mod:`e
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 import pystac
 import xarray as xr
 
-from eqi import classify, fvc, indices, landcover, rsei
+from eqi import classify, fvc, indices, landcover, landcover_io, rsei
 from eqi.config import RunConfig
 from eqi.errors import ConfigError, InputError
 from eqi.load import ItemGroup
@@ -29,7 +28,6 @@ __all__ = [
     "needs_thermal_composite",
     "landsat_bands",
     "compute_products",
-    "read_reference",
 ]
 
 _SENSOR_SPECIFIC = {"wet", "lst", "rsei", "rsei_grade"}
@@ -76,35 +74,6 @@ def landsat_bands(bands: Sequence[str]) -> list[str]:
 
 def _index(name: str, ds: xr.Dataset) -> xr.DataArray:
     return indices.INDEX_FUNCTIONS[name](ds)
-
-
-def read_reference(path: str | Path, like: xr.DataArray) -> xr.DataArray:
-    """Read a categorical raster onto the grid of ``like`` (nearest, or mode when coarser)."""
-    import rasterio
-    from rasterio.warp import Resampling, reproject
-
-    gbox = like.odc.geobox
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"land-cover reference {path} not found; set landcover.reference in the config")
-    try:
-        with warnings.catch_warnings(), rasterio.open(path) as src:
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            if src.crs is None:
-                raise InputError(f"land-cover reference {path} has no CRS")
-            out = np.zeros(gbox.shape, dtype=np.uint8)
-            coarser = abs(src.res[0]) < gbox.resolution.x * 0.75 if src.crs.is_projected else False
-            reproject(  # into a plain array: GDAL warns it has no geotransform; ours is dst_transform
-                rasterio.band(src, 1),
-                out,
-                dst_transform=gbox.affine,
-                dst_crs=gbox.crs.to_wkt(),
-                dst_nodata=0,
-                resampling=Resampling.mode if coarser else Resampling.nearest,
-            )
-    except rasterio.errors.RasterioIOError as exc:
-        raise InputError(f"cannot read land-cover reference {path}: {exc}") from None
-    return xr.DataArray(out, dims=("y", "x"), coords=like.coords)
 
 
 def _classes_level(level: int) -> list[tuple[int, str, str]]:
@@ -208,14 +177,19 @@ def _landcover(comp, config: RunConfig, task, index, inside):
             "product 'landcover' needs a land-cover reference raster: set landcover.reference "
             "(e.g. an ESA WorldCover tile) and landcover.mode (reclassify or classify)"
         )
-    reference_path = Path(opts.reference.replace("{year}", str(task.year)))
+    reference_spec = opts.reference.replace("{year}", str(task.year))
     mapping = landcover.load_mapping(opts.product)
-    reference = read_reference(reference_path, comp["red"])
+    items = landcover_io.reference_items(
+        reference_spec, year=task.year, bbox=tuple(task.region.geometry.bounds),
+        collection=opts.collection, asset=opts.asset,
+    )
+    reference = landcover_io.load_reference(items, comp.odc.geobox, opts.asset)
     national = landcover.reclassify(reference, mapping, level=opts.level).where(inside, 0).astype("uint8")
     classes = _classes_level(opts.level)
     meta: dict[str, Any] = {
         "mode": opts.mode,
-        "reference": reference_path.name,
+        "reference": Path(reference_spec).name if "://" not in reference_spec else reference_spec,
+        "reference_items": [i.id for i in items],
         "product": opts.product,
         "mapping_source": getattr(mapping, "source", ""),
         "level": opts.level,

@@ -1,0 +1,118 @@
+"""Read a land-cover product onto a run's grid, from a file or from STAC (I/O edge of land cover).
+
+A reference is one of:
+
+* a raster file (GeoTIFF/COG of e.g. ESA WorldCover, Esri LULC, CLCD);
+* a STAC Item or ItemCollection JSON file whose items carry the product as an asset;
+* a catalog (STAC API URL or stac-geoparquet archive) searched by the region's bbox, the year and a
+  collection id.
+
+All three go through one path: a list of pystac Items loaded with odc-stac onto the GeoBox with
+``mode`` resampling (class rasters must not be interpolated), tiles of the product mosaicked.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import odc.stac
+import pystac
+import rasterio
+import xarray as xr
+from odc.geo.geobox import GeoBox
+from pyproj import Transformer
+from shapely.geometry import box, mapping, shape
+
+from eqi.errors import InputError, NoScenesError
+
+__all__ = ["item_for_raster", "reference_items", "load_reference"]
+
+
+def item_for_raster(path: Path, asset: str = "map") -> pystac.Item:
+    """A minimal STAC item describing a local single-band raster (bbox, proj, nodata)."""
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise InputError(f"land-cover raster {path} has no CRS; assign one (gdal_edit.py -a_srs)")
+            bounds, crs, shape_, transform = src.bounds, src.crs, src.shape, src.transform
+            nodata, dtype = src.nodata, src.dtypes[0]
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputError(f"cannot read land-cover raster {path}: {exc}") from None
+    to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    xs, ys = to_ll.transform(
+        [bounds.left, bounds.right, bounds.right, bounds.left],
+        [bounds.bottom, bounds.bottom, bounds.top, bounds.top],
+    )
+    footprint = box(min(xs), min(ys), max(xs), max(ys))
+    item = pystac.Item(
+        id=path.stem,
+        geometry=mapping(footprint),
+        bbox=list(footprint.bounds),
+        datetime=None,
+        properties={"start_datetime": "1970-01-01T00:00:00Z", "end_datetime": "2100-01-01T00:00:00Z"},
+    )
+    extra = {
+        "proj:code": crs.to_string() if crs.to_epsg() else None,
+        "proj:wkt2": None if crs.to_epsg() else crs.to_wkt(),
+        "proj:shape": list(shape_),
+        "proj:transform": list(transform)[:6],
+        "raster:bands": [{"nodata": nodata if nodata is not None else 0, "data_type": dtype}],
+    }
+    item.add_asset(
+        asset,
+        pystac.Asset(href=str(path.resolve()), roles=["data"], extra_fields={k: v for k, v in extra.items() if v is not None}),
+    )
+    return item
+
+
+def reference_items(
+    reference: str,
+    *,
+    year: int,
+    bbox: tuple[float, float, float, float],
+    collection: str | None,
+    asset: str,
+) -> list[pystac.Item]:
+    """Items of a land-cover reference that intersect ``bbox`` (lon/lat)."""
+    from eqi.sources import load_items, open_catalog
+
+    path = Path(reference)
+    if "://" in reference or path.suffix == ".parquet":
+        if not collection:
+            raise InputError("landcover.collection is needed to search a catalog for the land-cover product")
+        items = open_catalog(reference).search(bbox=bbox, datetime=str(year), collections=[collection])
+    elif not path.is_file():
+        raise InputError(f"land-cover reference {path} not found; set landcover.reference in the config")
+    elif path.suffix.lower() == ".json":
+        try:
+            items = load_items(path)
+        except Exception:  # a single Item rather than an ItemCollection
+            items = [pystac.Item.from_file(str(path))]
+    else:
+        items = [item_for_raster(path, asset)]
+    region = box(*bbox)
+    hits = [i for i in items if i.geometry is None or shape(i.geometry).intersects(region)]
+    if not hits:
+        raise NoScenesError(f"the land-cover reference {reference} does not cover the region {bbox} in {year}")
+    missing = [i.id for i in hits if asset not in i.assets]
+    if missing:
+        raise InputError(f"land-cover item(s) {', '.join(missing)} have no asset '{asset}' (set landcover.asset)")
+    return hits
+
+
+def load_reference(items: list[pystac.Item], geobox: GeoBox, asset: str) -> xr.DataArray:
+    """Class codes on ``geobox`` (uint8/uint16 as stored; 0 where the product has no data)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # odc-stac: items without eo/raster metadata
+        ds = odc.stac.load(items, bands=[asset], geobox=geobox, resampling="mode", groupby="id")
+    data = ds[asset]
+    if data.sizes["time"] > 1:  # several tiles: first non-nodata value per pixel
+        values = data.values
+        nodata = data.attrs.get("nodata", 0) or 0
+        merged = values[0].copy()
+        for layer in values[1:]:
+            fill = merged == nodata
+            merged[fill] = layer[fill]
+        return xr.DataArray(merged, dims=("y", "x"), coords=data.isel(time=0).coords).drop_vars("time")
+    return data.isel(time=0, drop=True).compute()

@@ -1,0 +1,67 @@
+"""Land-cover references from a file, a STAC JSON and a catalog give the same grid values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pytest
+import xarray as xr
+from odc.geo.geobox import GeoBox
+from odc.geo.geom import Geometry
+from shapely.geometry import box
+
+from eqi import landcover
+from eqi.errors import InputError, NoScenesError
+from eqi.landcover_io import load_reference, reference_items
+from eqi.sources.archive import write_archive
+
+BBOX = (6.65, 0.29, 6.73, 0.37)  # inside the São Tomé window (lon 6.64–6.74, lat 0.28–0.38)
+MAP_2021 = "ESA_WorldCover_10m_2021_v200_N00E006_Map_crop.tif"
+
+
+@pytest.fixture(scope="module")
+def saotome(sample_data: Path) -> dict:
+    folder = sample_data / "esa-worldcover-copdem-saotome"
+    geobox = GeoBox.from_geopolygon(Geometry(box(*BBOX), crs="EPSG:4326").to_crs("EPSG:32632"), resolution=30)
+    item = json.loads((sample_data / "stac-items" / "esa-worldcover-stactools" / "ESA_WorldCover_10m_2021_v200_N00E006.json").read_text())
+    item["assets"] = {"map": {**item["assets"]["map"], "href": str(folder / MAP_2021)}}
+    return {"raster": folder / MAP_2021, "item": item, "geobox": geobox}
+
+
+def _load(reference: str, saotome: dict, **kw) -> np.ndarray:
+    items = reference_items(reference, year=2021, bbox=BBOX, collection=kw.get("collection"), asset="map")
+    return load_reference(items, saotome["geobox"], "map").values
+
+
+def test_file_json_and_catalog_agree(saotome: dict, tmp_path: Path) -> None:
+    from_file = _load(str(saotome["raster"]), saotome)
+    collection = tmp_path / "items.json"
+    collection.write_text(json.dumps({"type": "FeatureCollection", "features": [saotome["item"]]}))
+    from_json = _load(str(collection), saotome)
+    archive = write_archive([pystac.Item.from_dict(saotome["item"])], tmp_path / "wc.parquet")
+    from_catalog = _load(str(archive), saotome, collection="esa-worldcover")
+    np.testing.assert_array_equal(from_file, from_json)
+    np.testing.assert_array_equal(from_file, from_catalog)
+    assert set(np.unique(from_file)) <= {0, 10, 20, 30, 40, 50, 60, 80, 90}
+
+
+def test_reclassified_shares_match_the_product(saotome: dict) -> None:
+    codes = _load(str(saotome["raster"]), saotome)
+    national = landcover.reclassify(
+        xr.DataArray(codes, dims=("y", "x")), landcover.load_mapping("esa-worldcover"), level=1
+    ).values
+    valid = national != 0
+    forest = (national[valid] == 2).mean()
+    assert 0.7 < forest < 0.9  # the window is ~81 % tree cover (mode resampling to 30 m)
+
+
+def test_reference_errors(saotome: dict, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        reference_items(str(tmp_path / "none.tif"), year=2021, bbox=BBOX, collection=None, asset="map")
+    with pytest.raises(NoScenesError, match="does not cover"):
+        reference_items(str(saotome["raster"]), year=2021, bbox=(100, 30, 101, 31), collection=None, asset="map")
+    with pytest.raises(InputError, match="collection"):
+        reference_items(str(tmp_path / "x.parquet"), year=2021, bbox=BBOX, collection=None, asset="map")
