@@ -50,6 +50,7 @@ def _warm(make_work: Callable[..., Callable[[], dict[str, np.ndarray]]], items, 
 
 def _ours_work(items: list, geobox: Any) -> Callable[[], dict[str, np.ndarray]]:
     import dask
+    import dask.array as da
 
     from eqi.composite import composite, prepare_inputs
     from eqi.load import group_items, load_group
@@ -63,8 +64,10 @@ def _ours_work(items: list, geobox: Any) -> Callable[[], dict[str, np.ndarray]]:
                 groups, loaded, list(BANDS), qa_bad=DEFAULT_QA_BAD, scl_bad=DEFAULT_SCL_BAD
             )
             comp = composite(inputs)
-            red, nir, count = dask.compute(comp["red"].data, comp["nir"].data, comp["count"].data)
-        return {"red": red, "nir": nir, "count": count}
+            # blocks written into preallocated arrays, as a windowed writer would (no final concat)
+            out = {k: np.empty(comp[k].shape, comp[k].dtype) for k in ("red", "nir", "count")}
+            da.store([comp[k].data for k in out], list(out.values()), lock=False)
+        return out
 
     return work
 

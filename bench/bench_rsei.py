@@ -6,6 +6,9 @@ Inputs: float32 composite-like bands of :mod:`bench.fixtures` (``blue .. swir22`
   MNDWI water mask) and :func:`eqi.rsei.compute_rsei` (seeded PCA sample, robust bounds, PC1,
   final min-max, grades) on a Dataset whose bands are read lazily, 512 x 512 blocks, computed on
   Dask's threaded scheduler with 2 threads.  Nothing is materialised but the outputs.
+  Row ``rsei_stage``.  Row ``rsei_stage_in_memory``: the same eqi calls on a NumPy-backed
+  Dataset (bands loaded in set-up), the path ``workflows/annual.py`` takes after computing the
+  composite into memory.
 * baseline — the same formulas, sample, PCA and rescaling written in NumPy (plus
   ``scipy.ndimage.binary_dilation`` for the water buffer) on the bands loaded into memory during
   set-up (untimed).
@@ -26,7 +29,7 @@ import numpy as np
 from bench import fixtures
 from bench.harness import Case, Side
 
-__all__ = ["ours", "baseline", "rsei_numpy", "cases", "prepare", "checks", "NAME"]
+__all__ = ["ours", "ours_in_memory", "baseline", "rsei_numpy", "cases", "prepare", "checks", "NAME"]
 
 NAME = "rsei_stage"
 SIZES = (2048, 4096)
@@ -64,6 +67,27 @@ def ours(size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
     )
     _ours_work(ds.isel(y=slice(0, 256), x=slice(0, 256)))()  # imports, thread pool (untimed)
     return _ours_work(ds)
+
+
+def ours_in_memory(size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
+    """eqi's stage on a NumPy-backed Dataset (bands loaded in set-up), as ``workflows/annual.py``
+    runs it after ``dask.compute(comp)``: eager, no Dask."""
+    import xarray as xr
+
+    from eqi.rsei import build_components, compute_rsei
+
+    paths = fixtures.reflectance_bands(size, Path(cache))
+    ds = xr.Dataset(
+        {b: (("y", "x"), fixtures.load_band(p)) for b, p in paths.items()},
+        attrs={"sensor": SENSOR},
+    )
+
+    def run(data: Any) -> dict[str, np.ndarray]:
+        rsei, grade, _model = compute_rsei(build_components(data))
+        return {"rsei": np.asarray(rsei.values), "grade": np.asarray(grade.values)}
+
+    run(ds.isel(y=slice(0, 256), x=slice(0, 256)))  # imports (untimed)
+    return lambda: run(ds)
 
 
 def _finite(x: np.ndarray) -> np.ndarray:
@@ -172,24 +196,40 @@ def prepare(cache: Path = fixtures.CACHE_DIR, sizes: tuple[int, ...] = SIZES) ->
 def cases(
     cache: Path = fixtures.CACHE_DIR, sizes: tuple[int, ...] = SIZES, repeats: int = 3
 ) -> list[Case]:
-    """One case per grid size."""
+    """Per grid size: the Dask stage (``rsei_stage``) and the eager one (``rsei_stage_in_memory``)."""
     out = []
     for size in sizes:
         kwargs = {"size": size, "cache": str(cache)}
+        baseline_side = Side(
+            "same math in plain NumPy on in-memory arrays", "bench.bench_rsei:baseline", kwargs
+        )
+        common = {"baseline": baseline_side, "rtol": 0.0, "atol": 1e-5, "repeats": repeats}
         out.append(
             Case(
                 name=NAME,
                 size=f"{size}x{size}",
-                ours=Side("eqi indices + build_components + compute_rsei (dask threads=2, chunks 512)",
-                          "bench.bench_rsei:ours", kwargs),
-                baseline=Side("same math in plain NumPy on in-memory arrays",
-                              "bench.bench_rsei:baseline", kwargs),
-                rtol=0.0,
-                atol=1e-5,
-                repeats=repeats,
+                ours=Side(
+                    "eqi indices + build_components + compute_rsei (dask threads=2, chunks 512)",
+                    "bench.bench_rsei:ours",
+                    kwargs,
+                ),
                 extra={"pixels": size * size},
+                **common,
             )
-        )  # fmt: skip
+        )
+        out.append(
+            Case(
+                name=f"{NAME}_in_memory",
+                size=f"{size}x{size}",
+                ours=Side(
+                    "eqi indices + build_components + compute_rsei on a NumPy-backed Dataset",
+                    "bench.bench_rsei:ours_in_memory",
+                    kwargs,
+                ),
+                extra={"pixels": size * size},
+                **common,
+            )
+        )
     return out
 
 

@@ -221,6 +221,8 @@ def run_case(
         "baseline_rss_before_mib": round(min(m.rss_before_mib for m in runs["baseline"]), 1),
         "ours_runs_s": [round(m.seconds, 4) for m in runs["ours"]],
         "baseline_runs_s": [round(m.seconds, 4) for m in runs["baseline"]],
+        "ours_runs_peak_mib": [round(m.peak_mib) for m in runs["ours"]],
+        "baseline_runs_peak_mib": [round(m.peak_mib) for m in runs["baseline"]],
         "timing": f"best of {case.repeats} runs, each in a fresh process; peak = max ru_maxrss",
         "checked": f"assert_allclose rtol={case.rtol:g} atol={case.atol:g} equal_nan",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

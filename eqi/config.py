@@ -143,7 +143,18 @@ class LandcoverOptions(BaseModel):
     mode: Literal["reclassify", "classify"] = "reclassify"
     level: Literal[1, 2] = 1
     samples_per_class: int = Field(400, ge=20)
+    extra_seasons: list[str] = Field(
+        default_factory=list, description="more MM-DD/MM-DD windows whose composites add classifier features"
+    )
     seed: int = 42
+
+
+    @field_validator("extra_seasons")
+    @classmethod
+    def _seasons(cls, value: list[str]) -> list[str]:
+        for window in value:
+            SeasonWindow.parse(window)
+        return value
 
 
 class RunConfig(BaseModel):

@@ -26,7 +26,7 @@ from rasterio.errors import RasterioError
 
 from eqi.aoi import Region, load_regions
 from eqi.composite import composite, prepare_inputs
-from eqi.config import RunConfig, config_hash
+from eqi.config import RunConfig, SeasonWindow, config_hash
 from eqi.errors import EqiError, InputError, NoScenesError, TaskFailedError
 from eqi.grid import region_geobox
 from eqi.load import ItemGroup, group_items, load_group
@@ -40,7 +40,7 @@ from eqi.outputs.styles import (
     ramp,
     write_qml,
 )
-from eqi.products import PRODUCTS, ProductSpec, expand_products
+from eqi.products import COMPOSITE_BANDS, PRODUCTS, ProductSpec, expand_products
 from eqi.sensors import ALIASES
 from eqi.sources import load_items, open_catalog, save_items
 from eqi.tasks import RunLock, TaskPaths, atomic_write_json, check_done, clean_stale_temps, task_id
@@ -104,10 +104,12 @@ class _LazyCatalog:
         return self._catalog.search(**kwargs)
 
 
-def _search(config: RunConfig, catalog: Any, task: Task) -> list[pystac.Item]:
+def _search(
+    config: RunConfig, catalog: Any, task: Task, season: SeasonWindow | None = None
+) -> list[pystac.Item]:
     from shapely.geometry import shape
 
-    window = config.season_window.datetime_range(task.year)
+    window = (season or config.season_window).datetime_range(task.year)
     items = catalog.search(
         bbox=tuple(task.region.geometry.bounds), datetime=window, collections=config.collections
     )
@@ -128,13 +130,13 @@ def _search(config: RunConfig, catalog: Any, task: Task) -> list[pystac.Item]:
     return hits
 
 
-def _saved_items(task: Task) -> list[pystac.Item] | None:
+def _saved_items(task: Task, name: str = "items.json") -> list[pystac.Item] | None:
     """The items a finished run of this same task used, so a rerun does not depend on the API.
 
     Only reused when ``item.json`` records this task id (same config, region and year); delete
-    ``items.json`` to search again.
+    the items file to search again.
     """
-    saved = task.paths.dir / "items.json"
+    saved = task.paths.dir / name
     if not saved.is_file() or not task.paths.item.is_file():
         return None
     try:
@@ -309,9 +311,28 @@ def run_task(
         thermal = _composite_for(config, landsat, geobox, product_stage.landsat_bands(bands))
         (thermal,) = dask.compute(thermal)
         thermal = thermal.where(inside)
+    extra_items: list[pystac.Item] = []
+
+    def season_composite(window: str) -> xr.Dataset | None:
+        """Composite of another season of the same year (classifier features), if it has scenes."""
+        season = SeasonWindow.parse(window)
+        name = f"items-{str(season).replace('/', '_')}.json"
+        try:
+            found = _saved_items(task, name) or _search(config, catalog, task, season)
+        except NoScenesError:
+            return None
+        save_items(found, paths.dir / name)
+        extra_items.extend(found)
+        season_bands = [b for b in COMPOSITE_BANDS if b in bands]
+        season_groups = group_items(found, season_bands, s2_boa_offset=config.s2_boa_offset, require_mask=config.require_mask)
+        (result,) = dask.compute(_composite_for(config, season_groups, geobox, season_bands))
+        return result.where(inside)
+
     outputs, metadata = product_stage.compute_products(
-        products, comp, thermal, config=config, task=task, inside=inside
+        products, comp, thermal, config=config, task=task, inside=inside,
+        season_composite=season_composite,
     )
+    items = [*items, *extra_items]
     tags = {
         **_run_tags(task.region.name, simulated),
         "EQI_TASK_ID": task.id,

@@ -58,6 +58,7 @@ def _write_config(out: Path, region_spec: str) -> Path:
             "product": "esa-worldcover",
             "mode": "classify",
             "samples_per_class": 300,
+            "extra_seasons": ["03-01/05-31", "10-01/11-30"],
         },
     }
     path = out / "demo.yaml"

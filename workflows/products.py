@@ -7,7 +7,7 @@ Pure composition of :mod:`eqi.indices`, :mod:`eqi.fvc`, :mod:`eqi.rsei`, :mod:`e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,7 @@ def compute_products(
     config: RunConfig,
     task: Any,
     inside: xr.DataArray,
+    season_composite: Callable[[str], xr.Dataset | None] | None = None,
 ) -> tuple[dict[str, tuple[xr.DataArray, list | None]], dict[str, Any]]:
     """Compute every requested product; returns ``({name: (array, classes)}, metadata)``."""
     out: dict[str, tuple[xr.DataArray, list | None]] = {}
@@ -159,7 +160,7 @@ def compute_products(
             meta["method"]["rsei"] = model.to_metadata()
             meta["method"]["rsei"]["source_composite"] = specific.attrs.get("sensor")
         elif name == "landcover":
-            out[name], lc_meta, files = _landcover(comp, config, task, index, inside)
+            out[name], lc_meta, files = _landcover(comp, config, task, index, inside, season_composite)
             meta["method"]["landcover"] = lc_meta
             meta["_files"].extend(files)
         else:  # pragma: no cover - expand_products validated names
@@ -170,7 +171,7 @@ def compute_products(
     return out, meta
 
 
-def _landcover(comp, config: RunConfig, task, index, inside):
+def _landcover(comp, config: RunConfig, task, index, inside, season_composite=None):
     opts = config.landcover
     if not opts.reference:
         raise ConfigError(
@@ -200,6 +201,18 @@ def _landcover(comp, config: RunConfig, task, index, inside):
     features = xr.Dataset({b: comp[b] for b in COMPOSITE_BANDS if b in comp})
     for name in ("ndvi", "mndwi", "ndbsi"):
         features[name] = index(name)
+    meta["seasons"] = [config.season]
+    for number, window in enumerate(opts.extra_seasons, start=1):
+        other = season_composite(window) if season_composite else None
+        if other is None:
+            meta.setdefault("seasons_without_scenes", []).append(window)
+            continue
+        meta["seasons"].append(window)
+        for band in COMPOSITE_BANDS:
+            if band in other:
+                features[f"{band}_s{number}"] = other[band]
+        for name in ("ndvi", "mndwi", "ndbsi"):
+            features[f"{name}_s{number}"] = _index(name, other).astype("float32")
     X, y, _rows, _cols = classify.draw_samples(
         national, features, n_per_class=opts.samples_per_class, seed=opts.seed
     )

@@ -85,6 +85,8 @@ def test_rsei_numpy_baseline_reproduces_eqi(tmp_path):
     assert np.nanmin(ours["rsei"]) == 0.0 and np.nanmax(ours["rsei"]) == 1.0
     np.testing.assert_allclose(ours["rsei"], base["rsei"], rtol=0, atol=1e-5, equal_nan=True)
     np.testing.assert_array_equal(ours["grade"], base["grade"])
+    eager = bench_rsei.ours_in_memory(512, str(tmp_path))()
+    np.testing.assert_array_equal(eager["rsei"], ours["rsei"])
 
 
 def test_lazy_band_reads_blocks_equal_to_the_file(tmp_path):
