@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -120,19 +120,21 @@ _QA_PIXEL = BandSpec(
 )
 
 
-def _landsat_oli(sensor_id: str, title: str) -> SensorSpec:
-    bands = [
-        _landsat_sr("coastal", 1, 0.443),
-        _landsat_sr("blue", 2, 0.482),
-        _landsat_sr("green", 3, 0.561),
-        _landsat_sr("red", 4, 0.655),
-        _landsat_sr("nir", 5, 0.865),
-        _landsat_sr("swir16", 6, 1.609),
-        _landsat_sr("swir22", 7, 2.201),
-        _landsat_st(10),
-    ]
-    # OLI B5 is called "nir08" by Earth Search / Planetary Computer / USGS; it is eqi's "nir".
-    bands[4] = BandSpec(**{**bands[4].__dict__, "keys": ("nir08", "nir", "SR_B5", "sr_b5", "B5")})
+def _landsat(
+    sensor_id: str, title: str, reflective: list[tuple[str, int, float]], thermal_band: int
+) -> SensorSpec:
+    """Band table of a Landsat C2 L2 sensor from (alias, SR band number, centre µm) rows.
+
+    The near-infrared band is called ``nir08`` by Earth Search / Planetary Computer / USGS; it is
+    eqi's ``nir``, so both keys are accepted.
+    """
+    bands = []
+    for alias, number, center in reflective:
+        band = _landsat_sr(alias, number, center)
+        if alias == "nir":
+            band = replace(band, keys=("nir08", "nir", f"SR_B{number}", f"sr_b{number}", f"B{number}"))
+        bands.append(band)
+    bands.append(_landsat_st(thermal_band))
     return SensorSpec(
         id=sensor_id,
         family="landsat-c2l2",
@@ -143,25 +145,14 @@ def _landsat_oli(sensor_id: str, title: str) -> SensorSpec:
     )
 
 
-def _landsat_tm(sensor_id: str, title: str) -> SensorSpec:
-    bands = [
-        _landsat_sr("blue", 1, 0.485),
-        _landsat_sr("green", 2, 0.56),
-        _landsat_sr("red", 3, 0.66),
-        _landsat_sr("nir", 4, 0.835),
-        _landsat_sr("swir16", 5, 1.65),
-        _landsat_sr("swir22", 7, 2.215),
-        _landsat_st(6),
-    ]
-    bands[3] = BandSpec(**{**bands[3].__dict__, "keys": ("nir08", "nir", "SR_B4", "sr_b4", "B4")})
-    return SensorSpec(
-        id=sensor_id,
-        family="landsat-c2l2",
-        title=title,
-        bands={b.alias: b for b in bands},
-        mask=_QA_PIXEL,
-        mask_kind="qa_pixel",
-    )
+_OLI = [
+    ("coastal", 1, 0.443), ("blue", 2, 0.482), ("green", 3, 0.561), ("red", 4, 0.655),
+    ("nir", 5, 0.865), ("swir16", 6, 1.609), ("swir22", 7, 2.201),
+]  # fmt: skip
+_TM = [
+    ("blue", 1, 0.485), ("green", 2, 0.56), ("red", 3, 0.66), ("nir", 4, 0.835),
+    ("swir16", 5, 1.65), ("swir22", 7, 2.215),
+]  # fmt: skip
 
 
 def _s2(alias: str, native: str, res: float, center: float, extra_keys: tuple[str, ...] = ()) -> BandSpec:
@@ -193,10 +184,10 @@ _S2_BANDS = [
 ]
 
 SENSORS: dict[str, SensorSpec] = {
-    "landsat5": _landsat_tm("landsat5", "Landsat 5 TM, Collection 2 Level-2"),
-    "landsat7": _landsat_tm("landsat7", "Landsat 7 ETM+, Collection 2 Level-2"),
-    "landsat8": _landsat_oli("landsat8", "Landsat 8 OLI/TIRS, Collection 2 Level-2"),
-    "landsat9": _landsat_oli("landsat9", "Landsat 9 OLI-2/TIRS-2, Collection 2 Level-2"),
+    "landsat5": _landsat("landsat5", "Landsat 5 TM, Collection 2 Level-2", _TM, 6),
+    "landsat7": _landsat("landsat7", "Landsat 7 ETM+, Collection 2 Level-2", _TM, 6),
+    "landsat8": _landsat("landsat8", "Landsat 8 OLI/TIRS, Collection 2 Level-2", _OLI, 10),
+    "landsat9": _landsat("landsat9", "Landsat 9 OLI-2/TIRS-2, Collection 2 Level-2", _OLI, 10),
     "sentinel2": SensorSpec(
         id="sentinel2",
         family="sentinel2-l2a",
