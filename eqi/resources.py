@@ -14,7 +14,7 @@ import yaml
 
 from eqi.errors import ConfigError
 
-__all__ = ["config_dir", "aoi_dir", "load_method_params"]
+__all__ = ["config_dir", "aoi_dir", "load_method_params", "method_profiles"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -55,3 +55,20 @@ def load_method_params(name: str) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"method profile '{name}' not found at {path}")
     return _load_yaml(path)
+
+
+def method_profiles(names: tuple[str, ...] = ("indices", "fvc", "rsei", "landcover")) -> dict[str, Any]:
+    """Id, version and sha256 of each method profile, for the provenance of outputs."""
+    import hashlib
+
+    out: dict[str, Any] = {}
+    for name in names:
+        path = config_dir() / "methods" / f"{name}.yaml"
+        if path.is_file():
+            params = load_method_params(name)
+            out[name] = {
+                "id": params.get("id", name),
+                "version": str(params.get("version", "")),
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            }
+    return out

@@ -41,6 +41,7 @@ from eqi.outputs.styles import (
     write_qml,
 )
 from eqi.products import COMPOSITE_BANDS, PRODUCTS, ProductSpec, expand_products
+from eqi.resources import method_profiles
 from eqi.sensors import ALIASES
 from eqi.sources import load_items, open_catalog, save_items
 from eqi.tasks import RunLock, TaskPaths, atomic_write_json, check_done, clean_stale_temps, task_id
@@ -348,8 +349,16 @@ def run_task(
     for extra in metadata.pop("_files", []):
         written[extra.stem] = AssetInfo(path=extra, title=extra.name, roles=("metadata",), media_type="application/json" if extra.suffix == ".json" else "text/markdown")
     written["items"] = AssetInfo(path=paths.dir / "items.json", title="STAC items used (inputs)", roles=("metadata",), media_type="application/geo+json")
+    metadata["method"]["profiles"] = method_profiles()
     meta_path = paths.dir / "metadata.json"
-    atomic_write_json(meta_path, {"task_id": task.id, "simulated": simulated, "scene_ids": sorted(i.id for i in items), **metadata})
+    atomic_write_json(meta_path, {
+        "task_id": task.id,
+        "software": {"eqi": eqi_version()},
+        "simulated": simulated,
+        "scene_ids": sorted(i.id for i in items),
+        "config": config.model_dump(mode="json"),
+        **metadata,
+    })
     written["metadata"] = AssetInfo(path=meta_path, title="Method metadata", roles=("metadata",), media_type="application/json")
     geometry = task.region.geometry
     item = product_item(

@@ -23,6 +23,7 @@ from eqi import rsei
 from eqi.config import RunConfig, config_hash
 from eqi.errors import InputError
 from eqi.outputs.stac import AssetInfo, product_item, write_item_atomic
+from eqi.resources import method_profiles
 from eqi.tasks import TaskPaths, atomic_write_json, check_done, params_hash
 from workflows.products import rsei_params
 
@@ -114,7 +115,7 @@ def run_pooled(
             "start_datetime": f"{years[0]}-01-01T00:00:00Z",
             "end_datetime": f"{years[-1]}-12-31T23:59:59Z",
         },
-        method={"rsei": model.to_metadata()},
+        method={"rsei": model.to_metadata(), "profiles": method_profiles(("indices", "rsei"))},
         config_hash=config_hash(config),
         simulated=tags.get("EQI_SIMULATED") == "true",
     )
