@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +30,14 @@ from eqi.config import RunConfig, SeasonWindow, config_hash
 from eqi.errors import EqiError, InputError, NoScenesError, TaskFailedError
 from eqi.grid import region_geobox
 from eqi.load import ItemGroup, group_items, load_group
-from eqi.outputs.cog import write_cog
 from eqi.outputs.stac import AssetInfo, eqi_version, product_item, update_catalog, write_item_atomic
-from eqi.outputs.styles import (
-    categorical_qml,
-    colormap_from_classes,
-    continuous_qml,
-    names_from_classes,
-    ramp,
-    write_qml,
-)
-from eqi.products import COMPOSITE_BANDS, PRODUCTS, ProductSpec, expand_products
+from eqi.products import COMPOSITE_BANDS, expand_products
 from eqi.resources import method_profiles
-from eqi.sensors import ALIASES
 from eqi.sources import load_items, open_catalog, save_items
 from eqi.tasks import RunLock, TaskPaths, atomic_write_json, check_done, clean_stale_temps, task_id
 from workflows import products as product_stage
 from workflows.pooled import POOLED_INPUTS, run_pooled
+from workflows.writing import spec_for, write_product
 
 __all__ = ["Task", "TaskResult", "plan", "run"]
 
@@ -189,75 +180,6 @@ def _composite_for(
     return _attach(comp, geobox)
 
 
-def _spec_for(name: str) -> ProductSpec:
-    """Product spec by name: registry entries, extra bands, percentiles, per-year pooled RSEI."""
-    if name in PRODUCTS:
-        return PRODUCTS[name]
-    if name in ALIASES:
-        return replace(PRODUCTS["red"], name=name, description=f"{name} surface reflectance, seasonal median")
-    base, _, suffix = name.rpartition("_")
-    if suffix.isdigit() and base in PRODUCTS:  # rsei_2022, rsei_grade_2022 (pooled)
-        spec = PRODUCTS[base]
-        return replace(spec, name=name, description=f"{spec.description}, {suffix}, pooled multi-year model")
-    band, _, pct = name.partition("_p")
-    if band in PRODUCTS and pct:
-        spec = PRODUCTS[band]
-        return replace(spec, name=name, description=spec.description.replace("median", f"percentile {pct}"))
-    raise KeyError(name)
-
-
-def _write_product(
-    name: str,
-    da: xr.DataArray,
-    paths: Any,
-    tags: dict[str, str],
-    classes: list[tuple[int, str, str]] | None = None,
-) -> Path:
-    """Write one product COG and its QGIS style; ``paths.product(name)`` gives the file."""
-    spec = _spec_for(name)
-    path = paths.product(name)
-    if spec.kind == "categorical" and classes is None and spec.name.startswith("rsei_grade"):
-        classes = product_stage.rsei_grade_classes()
-    if spec.dtype != "float32":
-        values = da.fillna(spec.nodata).astype(spec.dtype) if da.dtype.kind == "f" else da.astype(spec.dtype)
-    else:
-        values = da.astype("float32")
-    product_tags = {**tags, "EQI_PRODUCT": name}
-    if tags.get("EQI_SIMULATED") == "true":
-        spec = replace(spec, description=f"{spec.description} [SIMULATED DATA]")
-    if spec.kind == "categorical" and classes:
-        write_cog(
-            values, path, nodata=spec.nodata, description=spec.description, kind="categorical",
-            units=spec.units, tags=product_tags, colormap=colormap_from_classes(classes),
-            category_names=names_from_classes(classes),
-        )
-        write_qml(path, categorical_qml(classes, nodata=int(spec.nodata), label=spec.description))
-    else:
-        write_cog(
-            values, path, nodata=spec.nodata, description=spec.description, kind="continuous",
-            units=spec.units, tags=product_tags,
-        )
-        lo, hi = spec.display_range or _display_range(values)
-        write_qml(
-            path,
-            continuous_qml(lo, hi, ramp(spec.ramp or "grey", lo, hi),
-                           nodata=None if spec.dtype == "float32" else spec.nodata,
-                           label=spec.description),
-        )
-    return path
-
-
-def _display_range(da: xr.DataArray) -> tuple[float, float]:
-    values = np.asarray(da.values, dtype="float64")
-    values = values[np.isfinite(values)]
-    if da.dtype == np.uint16:
-        values = values[values != 65535]
-    if values.size == 0:
-        return (0.0, 1.0)
-    lo, hi = np.percentile(values, [2, 98])
-    return (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
-
-
 def _pooled_wanted(config: RunConfig) -> bool:
     wanted = {"rsei", "rsei_grade"} & set(expand_products(config.products))
     return bool(wanted) and config.rsei.mode == "pooled" and len(config.years) > 1
@@ -344,8 +266,8 @@ def run_task(
     }
     written: dict[str, AssetInfo] = {}
     for name, (da, classes) in outputs.items():
-        path = _write_product(name, da, paths, tags, classes)
-        written[name] = AssetInfo(path=path, title=_spec_for(name).description)
+        path = write_product(name, da, paths, tags, classes)
+        written[name] = AssetInfo(path=path, title=spec_for(name).description)
     for extra in metadata.pop("_files", []):
         written[extra.stem] = AssetInfo(path=extra, title=extra.name, roles=("metadata",), media_type="application/json" if extra.suffix == ".json" else "text/markdown")
     written["items"] = AssetInfo(path=paths.dir / "items.json", title="STAC items used (inputs)", roles=("metadata",), media_type="application/geo+json")
@@ -400,7 +322,7 @@ def _run_pooled_stage(
         try:
             run_pooled(
                 config, region_tasks[0].region, [t.id for t in region_tasks],
-                write=_write_product, tags=_run_tags(name, simulated),
+                write=write_product, tags=_run_tags(name, simulated),
                 overwrite=overwrite, progress=progress,
             )
         except EqiError as exc:
