@@ -7,8 +7,9 @@ The worker process then measures:
 
 * ``seconds`` — :func:`time.perf_counter` around ``work()`` only;
 * ``rss_before_mib`` — resident set size just before ``work()`` (after imports and set-up);
-* ``peak_mib`` — the process high-water mark (``getrusage(RUSAGE_SELF).ru_maxrss``) after
-  ``work()``: it includes the imports, so ``peak_mib - rss_before_mib`` is what the work added;
+* ``peak_mib`` — the process's resident high-water mark after ``work()`` (Linux ``VmHWM``; see
+  :func:`_peak_rss_mib` for why not ``ru_maxrss``): it includes the imports and set-up, so
+  ``peak_mib - rss_before_mib`` is what the work added;
 
 and saves the arrays as ``result.npz``.  The parent checks that both sides' arrays are equal
 (``numpy.testing.assert_allclose`` with the case's tolerances, NaN equal to NaN) and raises
@@ -102,8 +103,20 @@ class Measurement:
 
 
 def _peak_rss_mib() -> float:
+    """This process's resident high-water mark in MiB.
+
+    Linux: ``VmHWM`` of ``/proc/self/status``.  ``getrusage().ru_maxrss`` is not used there: the
+    kernel carries the *parent's* high-water mark across ``exec`` into the child's ``ru_maxrss``,
+    so a child started by a 700 MiB parent reports at least 700 MiB (seen in this harness).
+    Elsewhere ``ru_maxrss`` (bytes on macOS, KiB otherwise).
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0  # kB
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / _MIB if sys.platform == "darwin" else peak / 1024.0  # bytes vs KiB
+    return peak / _MIB if sys.platform == "darwin" else peak / 1024.0
 
 
 def _current_rss_mib() -> float:
@@ -130,6 +143,11 @@ def _worker(target: str, kwargs_json: str, outdir: str) -> None:
     np.savez(out / "result.npz", **{k: np.asarray(v) for k, v in result.items()})
     report = {"seconds": seconds, "peak_mib": peak, "rss_before_mib": rss_before}
     (out / "measurement.json").write_text(json.dumps(report))
+
+
+def probe(n: int) -> Callable[[], dict[str, np.ndarray]]:
+    """A trivial target (``bench.harness:probe``) for testing the harness itself."""
+    return lambda: {"x": np.arange(n, dtype=np.int64)}
 
 
 # ------------------------------------------------------------------------------------ parent
@@ -223,7 +241,7 @@ def run_case(
         "baseline_runs_s": [round(m.seconds, 4) for m in runs["baseline"]],
         "ours_runs_peak_mib": [round(m.peak_mib) for m in runs["ours"]],
         "baseline_runs_peak_mib": [round(m.peak_mib) for m in runs["baseline"]],
-        "timing": f"best of {case.repeats} runs, each in a fresh process; peak = max ru_maxrss",
+        "timing": f"best of {case.repeats} runs, each in a fresh process; peak = max VmHWM",
         "checked": f"assert_allclose rtol={case.rtol:g} atol={case.atol:g} equal_nan",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # other jobs' load

@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 from bench import bench_composite, bench_rsei, fixtures
-from bench.harness import BenchMismatch, compare_results, format_table, merge_rows, run_case
+from bench.harness import (
+    BenchMismatch,
+    Side,
+    compare_results,
+    format_table,
+    merge_rows,
+    run_case,
+    run_side,
+)
 
 
 def _row(name: str, size: str, ours_s: float) -> dict:
@@ -117,3 +125,14 @@ def test_prepare_inputs_gives_every_loaded_chunk_its_own_reader_task(tmp_path):
     np.testing.assert_array_equal(inputs.dn["nir"].compute(), loaded[0]["nir"].values)
     plain = da.ones((4, 4), chunks=2)
     assert _independent_chunks(plain) is plain
+
+
+def test_child_peak_memory_is_not_the_parents(tmp_path):
+    # ru_maxrss of a child inherits the parent's high-water mark across exec on Linux; the
+    # harness must report the child's own peak.
+    ballast = np.ones(300 * 1024 * 1024 // 8)  # 300 MiB resident in this (parent) process
+    m = run_side(Side("probe", "bench.harness:probe", {"n": 1000}), tmp_path / "probe")
+    assert ballast.sum() > 0
+    assert 1 < m.peak_mib < 200 and m.rss_before_mib <= m.peak_mib
+    with np.load(m.result) as result:
+        np.testing.assert_array_equal(result["x"], np.arange(1000))
