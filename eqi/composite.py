@@ -13,19 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import dask.array as da
 import numpy as np
 import xarray as xr
-from dask.highlevelgraph import HighLevelGraph
 
 from eqi.load import ItemGroup
 from eqi.mask import qa_pixel_clear, scl_clear
 
 __all__ = ["CompositeInputs", "prepare_inputs", "composite", "nan_quantiles"]
 
-_STRIP_ROWS = 64  # rows per strip inside a block: bounds the float working set
+_STRIP_ROWS = 32  # rows per strip inside a block: bounds the float working set
 
 
 def nan_quantiles(values: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
@@ -60,61 +58,27 @@ def nan_quantiles(values: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
     return out
 
 
-_ODC_SHARED_LAYERS = ("open-", "cfg-")  # odc-stac/odc-loader: per-date reader, load config
-
-
-def _independent_chunks(arr: da.Array) -> da.Array:
-    """Copy odc-stac's shared per-date reader tasks into each chunk task of a loaded band.
-
-    odc-stac makes every chunk of one date depend on one shared ``open-<band>`` task (plus
-    ``cfg-`` constants).  With these shared roots Dask's ordering reads a date's chunks for all
-    spatial blocks before reducing any block, so memory grows with the whole stack (measured:
-    2.2 GiB for 64 dates of 2048 x 2048 px, ``bench/``).  Inlined, every chunk is an independent
-    root and the scheduler finishes one spatial block's time series after another.  The inlined
-    tasks only build a reader object (no I/O); arrays not made by odc-stac are returned unchanged.
-    """
-    graph = arr.__dask_graph__()
-    layers = getattr(graph, "layers", None)
-    if not layers or arr.name not in layers:
-        return arr
-    shared = [n for n in layers if n != arr.name and n.startswith(_ODC_SHARED_LAYERS)]
-    if not shared or set(layers) != {arr.name, *shared}:
-        return arr
-    try:
-        from dask._task_spec import convert_legacy_graph
-
-        tasks = convert_legacy_graph(dict(graph))
-        resolved: dict[Any, Any] = {}
-
-        # the node with its own (shared) dependencies inlined, memoised
-        def inline(key: Any) -> Any:
-            if key not in resolved:
-                node = tasks[key]
-                deps = node.dependencies
-                resolved[key] = node.substitute({d: inline(d) for d in deps}) if deps else node
-            return resolved[key]
-
-        own = {k: inline(k) for k in layers[arr.name]}
-    except (ImportError, AttributeError, KeyError, TypeError):  # another dask version: no-op
-        return arr
-    if any(t.dependencies for t in own.values()):
-        return arr
-    hlg = HighLevelGraph.from_collections(arr.name, own, dependencies=())
-    return da.Array(hlg, arr.name, arr.chunks, meta=arr._meta)
-
-
 @dataclass(frozen=True)
 class CompositeInputs:
-    """Time-concatenated DN stacks, validity, and per-slice scaling of every band."""
+    """Time-concatenated, already masked DN stacks and per-slice scaling of every band.
 
-    dn: dict[str, da.Array]  # band -> (t, y, x) integer DN, one time chunk
-    valid: da.Array  # (t, y, x) bool: clear per mask and every reflective band present
+    A slice's DN is its nodata value wherever that observation is not usable (cloud, shadow,
+    fill, or any reflective band missing), so the stacks alone carry the validity.
+    """
+
+    dn: dict[str, da.Array]  # band -> (t, y, x) masked integer DN, one time chunk
+    count_band: str  # a reflective band: its valid slices are the clear observations
     scale: dict[str, np.ndarray]  # band -> (t,) float64
     offset: dict[str, np.ndarray]
     nodata: dict[str, np.ndarray]  # band -> (t,) DN nodata value
     times: np.ndarray
     item_ids: list[str]
     sensors: list[str]
+
+
+def _masked(dn: np.ndarray, ok: np.ndarray, *, nodata: int) -> np.ndarray:
+    """DN where the observation is usable, ``nodata`` elsewhere (same dtype)."""
+    return np.where(ok, dn, np.asarray(nodata, dtype=dn.dtype))
 
 
 def prepare_inputs(
@@ -138,11 +102,10 @@ def prepare_inputs(
     scale: dict[str, list[np.ndarray]] = {b: [] for b in bands}
     offset: dict[str, list[np.ndarray]] = {b: [] for b in bands}
     nodata: dict[str, list[np.ndarray]] = {b: [] for b in bands}
-    valid_parts: list[da.Array] = []
     times, item_ids, sensors = [], [], []
     for group, ds in zip(groups, loaded, strict=True):
         nt = ds.sizes["time"]
-        data = {name: _independent_chunks(ds[name].data) for name in ds.data_vars}
+        data = {name: ds[name].data for name in ds.data_vars}
         if group.has_mask:
             valid = data[group.mask_alias].map_blocks(
                 qa_pixel_clear if group.sensor.mask_kind == "qa_pixel" else scl_clear,
@@ -160,11 +123,14 @@ def prepare_inputs(
         for band in group.bands:
             if band != "lwir" and band in bands:
                 valid = valid & (data[band] != group.nodata[band])
-        valid_parts.append(valid)
         template = data[group.bands[0]]
         for band in bands:
             if band in group.bands:
-                dn[band].append(data[band].astype(np.uint16, copy=False))
+                masked = da.map_blocks(
+                    _masked, data[band].astype(np.uint16, copy=False), valid,
+                    nodata=int(group.nodata[band]), dtype=np.uint16,
+                )
+                dn[band].append(masked)
                 scale[band].append(np.full(nt, group.scale[band]))
                 offset[band].append(np.full(nt, group.offset[band]))
                 nodata[band].append(np.full(nt, group.nodata[band]))
@@ -184,11 +150,14 @@ def prepare_inputs(
         joined = da.concatenate(parts, axis=0)
         if not in_order:  # a take copies every chunk: only when groups interleave in time
             joined = joined[order]
-        return joined.rechunk({0: -1})
+        return joined  # time chunks stay separate: the reducers take them as a list
 
+    reflective = [b for b in bands if b != "lwir"]
+    if not reflective:
+        raise ValueError("a composite needs at least one reflective band")
     return CompositeInputs(
         dn={b: stack(dn[b]) for b in bands},
-        valid=stack(valid_parts),
+        count_band=reflective[0],
         scale={b: np.concatenate(scale[b])[order] for b in bands},
         offset={b: np.concatenate(offset[b])[order] for b in bands},
         nodata={b: np.concatenate(nodata[b])[order] for b in bands},
@@ -199,30 +168,41 @@ def prepare_inputs(
 
 
 def _reduce_block(
-    dn: np.ndarray,
-    valid: np.ndarray,
+    dn: np.ndarray | list[np.ndarray],
     *,
     scale: np.ndarray,
     offset: np.ndarray,
     nodata: np.ndarray,
     quantiles: tuple[float, ...],
     min_clear: int,
+    with_count: bool = False,
 ) -> np.ndarray:
-    """(t, y, x) DN + validity -> (q, y, x) float32 physical values, strip by strip."""
+    """(t, y, x) masked DN -> (q, y, x) float32 physical values, strip by strip.
+
+    ``dn`` may also be the list of the block's time chunks (Dask ``concatenate=False``): strips
+    are then gathered from the chunks, so the whole time series is never copied at once.  With
+    ``with_count`` a last layer holds the number of usable slices (the clear-observation count),
+    so the stack is read by one task only.
+    """
+    parts = dn if isinstance(dn, list) else [dn]
+    height, width = parts[0].shape[1:]
     nq = len(quantiles)
-    out = np.full((nq, *dn.shape[1:]), np.nan, dtype=np.float32)
+    out = np.full((nq + with_count, height, width), np.nan, dtype=np.float32)
     s = scale.astype(np.float32)[:, None, None]
     o = offset.astype(np.float32)[:, None, None]
     nd = nodata[:, None, None]
-    for r0 in range(0, dn.shape[1], _STRIP_ROWS):
+    for r0 in range(0, height, _STRIP_ROWS):
         sl = slice(r0, r0 + _STRIP_ROWS)
-        d = dn[:, sl]
-        ok = valid[:, sl] & (d != nd)
+        d = np.concatenate([p[:, sl] for p in parts]) if len(parts) > 1 else parts[0][:, sl]
+        ok = d != nd
         values = np.where(ok, d.astype(np.float32) * s + o, np.float32(np.nan))
         q = nan_quantiles(values, quantiles)
+        clear = ok.sum(axis=0)
         if min_clear > 1:
-            q[:, ok.sum(axis=0) < min_clear] = np.nan
-        out[:, sl] = q
+            q[:, clear < min_clear] = np.nan
+        out[:nq, sl] = q
+        if with_count:
+            out[nq, sl] = clear
     return out
 
 
@@ -241,23 +221,25 @@ def composite(
     quantiles = (0.5, *(p / 100.0 for p in percentiles))
     result: dict[str, tuple[tuple[str, str], da.Array]] = {}
     for band, stack in inputs.dn.items():
-        reduced = da.map_blocks(
-            _reduce_block,
-            stack,
-            inputs.valid,
+        with_count = band == inputs.count_band
+        reduced = da.blockwise(
+            _reduce_block, "qyx", stack, "tyx",
+            new_axes={"q": len(quantiles) + with_count},
+            with_count=with_count,
+            concatenate=False,
             scale=inputs.scale[band],
             offset=inputs.offset[band],
             nodata=inputs.nodata[band],
             quantiles=quantiles,
             min_clear=min_clear,
-            chunks=((len(quantiles),), *stack.chunks[1:]),
             dtype=np.float32,
+            meta=np.empty((0, 0, 0), dtype=np.float32),
         )
         result[band] = (("y", "x"), reduced[0])
         for i, p in enumerate(percentiles, start=1):
             result[f"{band}_p{p:g}"] = (("y", "x"), reduced[i])
-    count = inputs.valid.sum(axis=0, dtype=np.uint16)
-    result["count"] = (("y", "x"), count)
+        if with_count:
+            result["count"] = (("y", "x"), reduced[len(quantiles)].astype(np.uint16))
     ds = xr.Dataset({k: xr.DataArray(v, dims=d) for k, (d, v) in result.items()})
     ds.attrs["item_ids"] = inputs.item_ids
     ds.attrs["sensors"] = inputs.sensors

@@ -13,9 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import dask.array as da
 import odc.stac
 import pystac
 import xarray as xr
+from dask.highlevelgraph import HighLevelGraph
 from distributed.diagnostics.plugin import WorkerPlugin
 from odc.geo.geobox import GeoBox
 
@@ -150,6 +152,49 @@ def _patch_url_for(items: Sequence[pystac.Item]):
     return planetary_computer.sign
 
 
+_ODC_SHARED_LAYERS = ("open-", "cfg-")  # odc-stac/odc-loader: per-date reader, load config
+
+
+def independent_chunks(arr: da.Array) -> da.Array:
+    """Copy odc-stac's shared per-date reader tasks into each chunk task of a loaded band.
+
+    odc-stac makes every chunk of one date depend on one shared ``open-<band>`` task (plus
+    ``cfg-`` constants).  With these shared roots Dask's ordering reads a date's chunks for all
+    spatial blocks before reducing any block, so memory grows with the whole stack (measured:
+    2.2 GiB for 64 dates of 2048 x 2048 px, ``bench/``).  Inlined, every chunk is an independent
+    root and the scheduler finishes one spatial block's time series after another.  The inlined
+    tasks only build a reader object (no I/O); arrays not made by odc-stac are returned unchanged.
+    """
+    graph = arr.__dask_graph__()
+    layers = getattr(graph, "layers", None)
+    if not layers or arr.name not in layers:
+        return arr
+    shared = [n for n in layers if n != arr.name and n.startswith(_ODC_SHARED_LAYERS)]
+    if not shared or set(layers) != {arr.name, *shared}:
+        return arr
+    try:
+        from dask._task_spec import convert_legacy_graph
+
+        tasks = convert_legacy_graph(dict(graph))
+        resolved: dict[Any, Any] = {}
+
+        # the node with its own (shared) dependencies inlined, memoised
+        def inline(key: Any) -> Any:
+            if key not in resolved:
+                node = tasks[key]
+                deps = node.dependencies
+                resolved[key] = node.substitute({d: inline(d) for d in deps}) if deps else node
+            return resolved[key]
+
+        own = {k: inline(k) for k in layers[arr.name]}
+    except (ImportError, AttributeError, KeyError, TypeError):  # another dask version: no-op
+        return arr
+    if any(t.dependencies for t in own.values()):
+        return arr
+    hlg = HighLevelGraph.from_collections(arr.name, own, dependencies=())
+    return da.Array(hlg, arr.name, arr.chunks, meta=arr._meta)
+
+
 def load_group(
     group: ItemGroup,
     geobox: GeoBox,
@@ -178,6 +223,8 @@ def load_group(
         patch_url=_patch_url_for(group.items),
         fail_on_error=True,
     )
+    for name in ds.data_vars:  # one spatial block's time series after another, not date by date
+        ds[name].data = independent_chunks(ds[name].data)
     ds.attrs["sensor"] = group.sensor.id
     ds.attrs["item_ids"] = [i.id for i in group.items]
     return ds

@@ -104,29 +104,6 @@ def test_lazy_band_reads_blocks_equal_to_the_file(tmp_path):
     np.testing.assert_array_equal(lazy.compute(), fixtures.load_band(paths["nir"]))
 
 
-def test_prepare_inputs_gives_every_loaded_chunk_its_own_reader_task(tmp_path):
-    # Shared per-date odc-stac reader tasks made Dask read all blocks of a date before reducing
-    # any block (2.2 GiB for 64 dates in make bench); prepare_inputs inlines them.
-    import dask.array as da
-
-    from eqi.composite import _independent_chunks, prepare_inputs
-    from eqi.load import group_items, load_group
-    from eqi.mask import DEFAULT_QA_BAD, DEFAULT_SCL_BAD
-
-    fixtures.landsat_scenes(2, 256, tmp_path)
-    groups = group_items(fixtures.landsat_items(2, 256, tmp_path), ["red", "nir"])
-    loaded = [load_group(g, fixtures.scene_geobox(256), chunk=128) for g in groups]
-    assert any(n.startswith("open-") for n in loaded[0]["red"].data.dask.layers)
-    inputs = prepare_inputs(
-        groups, loaded, ["red", "nir"], qa_bad=DEFAULT_QA_BAD, scl_bad=DEFAULT_SCL_BAD
-    )
-    for arr in (inputs.dn["red"], inputs.valid):
-        assert not any(n.startswith(("open-", "cfg-")) for n in arr.dask.layers)
-    np.testing.assert_array_equal(inputs.dn["nir"].compute(), loaded[0]["nir"].values)
-    plain = da.ones((4, 4), chunks=2)
-    assert _independent_chunks(plain) is plain
-
-
 def test_child_peak_memory_is_not_the_parents(tmp_path):
     # ru_maxrss of a child inherits the parent's high-water mark across exec on Linux; the
     # harness must report the child's own peak.
