@@ -18,7 +18,7 @@ demo: setup
 	$(BIN)/eqi demo --out demo-out
 
 test: setup
-	$(BIN)/pytest -q -m "not bench"
+	$(BIN)/pytest -q
 
 test-unit: setup
 	$(BIN)/pytest -q tests/unit
