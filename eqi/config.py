@@ -119,6 +119,12 @@ class RseiOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     variant: Literal["rsei", "rsei3"] = "rsei"
+    heat: Literal["landsat", "landsat-lst"] = Field(
+        "landsat",
+        description="mixed Sentinel-2 + Landsat runs: 'landsat' = all four components from Landsat "
+        "(spec §6.1 heat option 1); 'landsat-lst' = Sentinel-2 components with the Landsat ST_B10 "
+        "composite on the same grid (option 2, mixed resolution, documented in the metadata)",
+    )
     min_observations: int | None = Field(
         None, ge=1, description="override the profile's minimum clear observations per pixel"
     )

@@ -217,7 +217,7 @@ def run_task(
         products += [p for p in POOLED_INPUTS if p not in products]
     geobox = region_geobox(task.region.geometry, config.crs_string, config.resolution)
     sensors_present = {i.properties.get("platform", "") for i in items}
-    bands = product_stage.bands_needed(products, items)
+    bands = product_stage.bands_needed(products, items, config.rsei.heat)
     groups = group_items(items, bands, s2_boa_offset=config.s2_boa_offset, require_mask=config.require_mask)
     progress(
         f"  {task.region.name} {task.year}: {len(items)} scenes, grid {geobox.shape.x}x{geobox.shape.y} "
@@ -234,6 +234,11 @@ def run_task(
         thermal = _composite_for(config, landsat, geobox, product_stage.landsat_bands(bands))
         (thermal,) = dask.compute(thermal)
         thermal = thermal.where(inside)
+    sentinel2 = None
+    if product_stage.needs_sentinel2_composite(products, groups, config):
+        s2_groups = [g for g in groups if g.sensor.family == "sentinel2-l2a"]
+        (sentinel2,) = dask.compute(_composite_for(config, s2_groups, geobox, [b for b in bands if b != "lwir"]))
+        sentinel2 = sentinel2.where(inside)
     extra_items: list[pystac.Item] = []
 
     def season_composite(window: str) -> xr.Dataset | None:
@@ -253,7 +258,7 @@ def run_task(
 
     outputs, metadata = product_stage.compute_products(
         products, comp, thermal, config=config, task=task, inside=inside,
-        season_composite=season_composite,
+        season_composite=season_composite, sentinel2=sentinel2,
     )
     items = [*items, *extra_items]
     tags = {

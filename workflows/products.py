@@ -34,7 +34,9 @@ _SENSOR_SPECIFIC = {"wet", "lst", "rsei", "rsei_grade"}
 _S2_ONLY = {"coastal", "rededge1", "rededge2", "rededge3", "nir08", "nir09"}
 
 
-def bands_needed(products: Sequence[str], items: Sequence[pystac.Item]) -> list[str]:
+def bands_needed(
+    products: Sequence[str], items: Sequence[pystac.Item], heat: str = "landsat"
+) -> list[str]:
     """Bands to load: what the products need, plus the sensor-specific WET bands.
 
     With Landsat present, sensor-specific products come from Landsat (:func:`needs_thermal_
@@ -46,7 +48,7 @@ def bands_needed(products: Sequence[str], items: Sequence[pystac.Item]) -> list[
     has_landsat = any(s.startswith("landsat") for s in sensors)
     if {"wet", "rsei", "rsei_grade"} & set(products):
         for sensor in sensors:
-            if sensor == "sentinel2" and has_landsat:
+            if sensor == "sentinel2" and has_landsat and heat != "landsat-lst":
                 continue
             for band in sorted(indices.required_bands("wet", _tc_sensor(sensor))):
                 if band not in bands:
@@ -66,6 +68,11 @@ def needs_thermal_composite(products: Sequence[str], groups: Sequence[ItemGroup]
     """
     families = {g.sensor.family for g in groups}
     return bool(_SENSOR_SPECIFIC & set(products)) and len(families) > 1 and "landsat-c2l2" in families
+
+
+def needs_sentinel2_composite(products: Sequence[str], groups: Sequence[ItemGroup], config: RunConfig) -> bool:
+    """True for heat option 2: Sentinel-2 components, Landsat LST (mixed runs only)."""
+    return config.rsei.heat == "landsat-lst" and needs_thermal_composite(products, groups, config)
 
 
 def landsat_bands(bands: Sequence[str]) -> list[str]:
@@ -114,11 +121,17 @@ def compute_products(
     task: Any,
     inside: xr.DataArray,
     season_composite: Callable[[str], xr.Dataset | None] | None = None,
+    sentinel2: xr.Dataset | None = None,
 ) -> tuple[dict[str, tuple[xr.DataArray, list | None]], dict[str, Any]]:
-    """Compute every requested product; returns ``({name: (array, classes)}, metadata)``."""
+    """Compute every requested product; returns ``({name: (array, classes)}, metadata)``.
+
+    ``thermal`` is the Landsat-only composite of a mixed run; with ``sentinel2`` (heat option 2)
+    RSEI and WET come from the Sentinel-2 composite and LST from ``thermal``.
+    """
     out: dict[str, tuple[xr.DataArray, list | None]] = {}
     meta: dict[str, Any] = {"method": {}, "_files": []}
     specific = thermal if thermal is not None else comp
+    optical = sentinel2 if sentinel2 is not None else specific
     cache: dict[str, xr.DataArray] = {}
 
     def index(name: str, ds: xr.Dataset = comp) -> xr.DataArray:
@@ -136,7 +149,9 @@ def compute_products(
                     out[key] = (comp[key], None)
         elif name == "count":
             out[name] = (comp["count"], None)
-        elif name in ("wet", "lst"):
+        elif name == "wet":
+            out[name] = (index(name, optical), None)
+        elif name == "lst":
             out[name] = (index(name, specific), None)
         elif name in ("ndvi", "evi", "savi", "ndwi", "mndwi", "ndbi", "ndbsi"):
             out[name] = (index(name), None)
@@ -149,16 +164,24 @@ def compute_products(
             if "rsei" in out:
                 continue
             params = rsei_params(config)
+            heat = None
+            if sentinel2 is not None and config.rsei.variant == "rsei":
+                heat = index("lst", specific)  # Landsat ST_B10 composite, same grid (option 2)
             components = rsei.build_components(
-                specific, variant=config.rsei.variant, obs_count=specific["count"],
-                label=str(task.year), params=params,
+                optical, variant=config.rsei.variant, obs_count=optical["count"],
+                label=str(task.year), params=params, lst=heat,
             )
             value, grade, model = rsei.compute_rsei(components, params=params)
             out["rsei"] = (value, None)
             if "rsei_grade" in products:
                 out["rsei_grade"] = (grade, rsei_grade_classes())
             meta["method"]["rsei"] = model.to_metadata()
-            meta["method"]["rsei"]["source_composite"] = specific.attrs.get("sensor")
+            meta["method"]["rsei"]["source_composite"] = optical.attrs.get("sensor")
+            if heat is not None:
+                meta["method"]["rsei"]["heat_source"] = (
+                    "Landsat C2 L2 ST_B10 seasonal composite resampled onto the Sentinel-2 "
+                    f"composite grid (spec §6.1 heat option 2; resampling: {config.resampling})"
+                )
         elif name == "landcover":
             out[name], lc_meta, files = _landcover(comp, config, task, index, inside, season_composite)
             meta["method"]["landcover"] = lc_meta

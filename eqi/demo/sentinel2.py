@@ -1,6 +1,6 @@
 """Simulated Sentinel-2 L2A items laid out like Earth Search v1 (``sentinel-2-l2a``) deliveries.
 
-``S2A_48RUU_YYYYMMDD_0_L2A/`` holds one COG per band (``B02.tif`` .. ``B12.tif``, ``B8A.tif``,
+``S2A_48RUU_YYYYMMDD_0_L2A/`` holds one COG per band (``B01.tif`` .. ``B12.tif``, ``B8A.tif``,
 ``SCL.tif``) and the item ``S2A_48RUU_YYYYMMDD_0_L2A.json`` with assets keyed ``blue, green, red,
 rededge1-3, nir, nir08, swir16, swir22, scl`` and relative hrefs (``./B04.tif``).  All bands are
 written at one "S2-like" resolution (20 m by default), which the item states.  Items of processing
@@ -27,6 +27,7 @@ __all__ = ["S2_ASSETS", "S2Scene", "mgrs_tile", "write_s2_scene"]
 
 # band file -> (asset key, title, centre wavelength um, FWHM um)
 S2_ASSETS: dict[str, tuple[str, str, float, float]] = {
+    "B01": ("coastal", "Coastal aerosol (band 1)", 0.443, 0.027),
     "B02": ("blue", "Blue (band 2)", 0.49, 0.098),
     "B03": ("green", "Green (band 3)", 0.56, 0.045),
     "B04": ("red", "Red (band 4)", 0.665, 0.038),
@@ -35,6 +36,7 @@ S2_ASSETS: dict[str, tuple[str, str, float, float]] = {
     "B07": ("rededge3", "Red edge 3 (band 7)", 0.783, 0.028),
     "B08": ("nir", "NIR 1 (band 8)", 0.842, 0.145),
     "B8A": ("nir08", "NIR 2 (band 8A)", 0.865, 0.033),
+    "B09": ("nir09", "NIR 3 (band 9)", 0.945, 0.026),
     "B11": ("swir16", "SWIR 1 (band 11)", 1.61, 0.143),
     "B12": ("swir22", "SWIR 2 (band 12)", 2.19, 0.242),
 }

@@ -24,7 +24,7 @@ samples stand in for the soil / dry background of the mixtures because no soil s
 Surface temperature mixes the same way and gets a seasonal shift (:func:`temperature_shift_k`).
 
 Sentinel-2 bands are mapped from the Landsat bands (:func:`landsat_to_s2`): B01<-coastal,
-B02<-blue, B03<-green, B04<-red, B08 and B8A<-nir, B11<-swir16, B12<-swir22; the red-edge bands
+B02<-blue, B03<-green, B04<-red, B08, B8A and B09<-nir, B11<-swir16, B12<-swir22; the red-edge bands
 B05-B07 are interpolated between red and nir with a logistic red-edge curve.
 """
 
@@ -67,7 +67,9 @@ LANDSAT_BANDS: tuple[str, ...] = (
     "ST_B10",
 )
 #: Sentinel-2 L2A bands written by the demo (all at the S2-like resolution).
-S2_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+S2_BANDS: tuple[str, ...] = (
+    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12",
+)  # fmt: skip
 #: ESA WorldCover codes used by the simulated land-cover map.
 CLASS_CODES: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 80)
 
@@ -269,6 +271,10 @@ def landsat_to_s2(spectra: np.ndarray) -> dict[str, np.ndarray]:
     """
     red, nir = spectra[3], spectra[4]
     out = {
+        "B01": spectra[0],
+        # B09 (945 nm) is a water-vapour band; the demo has no such spectra and uses the NIR
+        # plateau, which is what it sees over land outside absorption.  Simulated, not physics.
+        "B09": nir,
         "B02": spectra[1],
         "B03": spectra[2],
         "B04": red,

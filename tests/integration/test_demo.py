@@ -94,3 +94,25 @@ def test_pooled_rsei_shares_one_model(demo: Path) -> None:
             values = src.read(1)
         finite = values[np.isfinite(values)]
         assert finite.size > 1000 and finite.min() >= 0.0 and finite.max() <= 1.0
+
+
+def test_sentinel2_rsei_with_landsat_lst_on_the_same_grid(demo: Path, tmp_path: Path) -> None:
+    """Heat option 2 (spec §6.1): Sentinel-2 NDVI/WET/NDBSI with the Landsat ST_B10 composite."""
+    import yaml
+
+    config = yaml.safe_load((demo / "demo.yaml").read_text())
+    config.update(
+        source=str(demo / "archive.parquet"), out=str(tmp_path / "out"), years=[2023],
+        products=["wet", "lst", "rsei"], rsei={"heat": "landsat-lst"},
+    )  # fmt: skip
+    config.pop("landcover")
+    path = tmp_path / "option2.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    res = eqi("run", str(path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    task = tmp_path / "out" / REGION / "2023"
+    meta = json.loads((task / "metadata.json").read_text())["method"]["rsei"]
+    assert meta["source_composite"] == "sentinel2" and "option 2" in meta["heat_source"]
+    assert meta["loadings"]["ndvi"] > 0 and meta["loadings"]["wet"] > 0 and meta["loadings"]["lst"] < 0
+    with rasterio.open(task / "rsei.tif") as src:
+        assert np.isfinite(src.read(1)).sum() > 1000
