@@ -23,13 +23,14 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import pystac
-import rasterio
 from affine import Affine
 from odc.geo.geobox import GeoBox
 from pyproj import Transformer
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterBand, RasterExtension
 from scipy import ndimage
+
+from eqi.demo.rasterio_io import write_landsat_tif
 
 __all__ = [
     "CACHE_DIR",
@@ -69,29 +70,8 @@ RSEI_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22"
 
 
 def _atomic_write_tif(path: Path, array: np.ndarray, nodata: int) -> None:
-    tmp = path.with_name(path.name + ".part")
-    size = array.shape[0]
-    with rasterio.open(
-        tmp,
-        "w",
-        driver="GTiff",
-        width=array.shape[1],
-        height=array.shape[0],
-        count=1,
-        dtype="uint16",
-        crs=CRS,
-        transform=_transform(),
-        nodata=nodata,
-        tiled=True,
-        blockxsize=min(256, size),
-        blockysize=min(256, size),
-        compress="deflate",
-        predictor=2,
-        zlevel=1,
-    ) as dst:
-        dst.write(array, 1)
-        dst.update_tags(EQI_SIMULATED="TRUE")
-    os.replace(tmp, path)
+    """A tiled uint16 GeoTIFF like a USGS delivery (the demo's writer), renamed into place."""
+    write_landsat_tif(path, array, _transform(), CRS, nodata)
 
 
 def _transform() -> Affine:
