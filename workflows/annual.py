@@ -180,6 +180,36 @@ def _composite_for(
     return _attach(comp, geobox)
 
 
+def _composites(
+    config: RunConfig,
+    products: Sequence[str],
+    groups: Sequence[ItemGroup],
+    geobox: GeoBox,
+    bands: Sequence[str],
+    inside: xr.DataArray,
+) -> tuple[xr.Dataset, xr.Dataset | None, xr.Dataset | None]:
+    """The main composite (all sensors) and, for mixed runs, the Landsat-only and Sentinel-2-only
+    composites that sensor-specific products need; computed into memory, NaN outside the region."""
+
+    def computed(ds: xr.Dataset) -> xr.Dataset:
+        (ds,) = dask.compute(ds)
+        return ds.where(inside.assign_coords(ds.coords))
+
+    main = _composite_for(config, groups, geobox, bands)
+    (main,) = dask.compute(main)
+    count = main["count"].where(inside.assign_coords(main.coords), 65535).astype("uint16")
+    main = main.where(inside.assign_coords(main.coords))
+    main["count"] = count
+    thermal = sentinel2 = None
+    if product_stage.needs_thermal_composite(products, groups, config):
+        landsat = [g for g in groups if g.sensor.family == "landsat-c2l2"]
+        thermal = computed(_composite_for(config, landsat, geobox, product_stage.landsat_bands(bands)))
+    if product_stage.needs_sentinel2_composite(products, groups, config):
+        s2 = [g for g in groups if g.sensor.family == "sentinel2-l2a"]
+        sentinel2 = computed(_composite_for(config, s2, geobox, [b for b in bands if b != "lwir"]))
+    return main, thermal, sentinel2
+
+
 def _pooled_wanted(config: RunConfig) -> bool:
     wanted = {"rsei", "rsei_grade"} & set(expand_products(config.products))
     return bool(wanted) and config.rsei.mode == "pooled" and len(config.years) > 1
@@ -223,22 +253,9 @@ def run_task(
         f"  {task.region.name} {task.year}: {len(items)} scenes, grid {geobox.shape.x}x{geobox.shape.y} "
         f"@ {config.resolution:g} m, bands {','.join(bands)}"
     )
-    comp = _composite_for(config, groups, geobox, bands)
-    inside = xr.DataArray(_region_mask(task.region, geobox), dims=("y", "x"), coords=comp.coords)
-    (comp,) = dask.compute(comp)
-    comp = comp.where(inside)  # outside the region: NaN for floats
-    comp["count"] = comp["count"].where(inside, 65535).astype("uint16")
-    thermal = None
-    if product_stage.needs_thermal_composite(products, groups, config):
-        landsat = [g for g in groups if g.sensor.family == "landsat-c2l2"]
-        thermal = _composite_for(config, landsat, geobox, product_stage.landsat_bands(bands))
-        (thermal,) = dask.compute(thermal)
-        thermal = thermal.where(inside)
-    sentinel2 = None
-    if product_stage.needs_sentinel2_composite(products, groups, config):
-        s2_groups = [g for g in groups if g.sensor.family == "sentinel2-l2a"]
-        (sentinel2,) = dask.compute(_composite_for(config, s2_groups, geobox, [b for b in bands if b != "lwir"]))
-        sentinel2 = sentinel2.where(inside)
+    inside = xr.DataArray(_region_mask(task.region, geobox), dims=("y", "x"))
+    comp, thermal, sentinel2 = _composites(config, products, groups, geobox, bands, inside)
+    inside = inside.assign_coords(comp.coords)
     extra_items: list[pystac.Item] = []
 
     def season_composite(window: str) -> xr.Dataset | None:
@@ -269,6 +286,9 @@ def run_task(
         "EQI_SCENE_COUNT": str(len(items)),
         "EQI_SCENES": "see items.json and item.json (eqi:scene_ids)",
     }
+    # from here on files change: the old done marker goes first, so a failure while writing
+    # leaves a task that reruns, never an item.json describing a mix of old and new files
+    paths.item.unlink(missing_ok=True)
     written: dict[str, AssetInfo] = {}
     for name, (da, classes) in outputs.items():
         path = write_product(name, da, paths, tags, classes)
