@@ -30,7 +30,7 @@ def dask_context(scheduler: str | None = None, workers: int | None = None) -> It
         from distributed import Client
 
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError) as exc:
             raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         try:

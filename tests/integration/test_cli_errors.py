@@ -170,3 +170,13 @@ def test_rerun_reuses_saved_items_without_the_catalog(archive: Path, tmp_path: P
     private.unlink()  # the catalog is gone; the saved items.json is enough to recompute
     res = _run(private, good_aoi, out, "--overwrite")
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_unreachable_dask_scheduler(archive: Path, tmp_path: Path, good_aoi: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a free port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    res = _run(archive, good_aoi, tmp_path / "out", "--scheduler", f"tcp://127.0.0.1:{port}")
+    _assert_clean_failure(res, "cannot reach the Dask scheduler")

@@ -156,3 +156,62 @@ def test_output_bytes_do_not_depend_on_the_number_of_workers(landsat_run: dict, 
         )  # fmt: skip
         assert res.returncode == 0, res.stdout + res.stderr
         assert digests(out) == reference, f"--workers {workers} changed the output bytes"
+
+
+@pytest.fixture()
+def dask_cluster(tmp_path: Path):
+    """A real dask.distributed scheduler and two worker processes on 127.0.0.1, stopped after."""
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    dask_cli = str(Path(sys.executable).with_name("dask"))
+    log = (tmp_path / "dask.log").open("w")
+    procs = [subprocess.Popen(
+        [dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )]  # fmt: skip
+    try:
+        procs.append(subprocess.Popen(
+            [dask_cli, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard",
+             "--host", "127.0.0.1", "--local-directory", str(tmp_path / "dask-worker")],
+            stdout=log, stderr=subprocess.STDOUT,
+        ))  # fmt: skip
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        with Client(address, timeout="30s") as client:
+            while len(client.scheduler_info()["workers"]) < 2:
+                if time.monotonic() > deadline:
+                    pytest.fail("dask workers did not register within 60 s")
+                time.sleep(0.2)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
+
+
+def test_run_on_an_existing_dask_cluster(landsat_run: dict, dask_cluster: str, tmp_path: Path) -> None:
+    import hashlib
+
+    out = tmp_path / "cluster"
+    res = eqi(
+        "run", "--source", str(landsat_run["archive"]), "--collections", "landsat-c2-l2",
+        "--aoi", str(landsat_run["aoi"]), "--year", "2019", "--season", "11-01/12-31",
+        "--crs", landsat_run["crs"].to_string(), "--resolution", "450",
+        "--products", "composite,count,ndvi", "--out", str(out), "--scheduler", dask_cluster,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    for name in ("ndvi", "count", "red"):
+        ours = hashlib.sha256((out / "colombia-test" / "2019" / f"{name}.tif").read_bytes()).hexdigest()
+        local = hashlib.sha256((landsat_run["out"] / "colombia-test" / "2019" / f"{name}.tif").read_bytes()).hexdigest()
+        assert ours == local, f"{name}.tif differs between the cluster and the local run"
