@@ -180,3 +180,15 @@ def test_unreachable_dask_scheduler(archive: Path, tmp_path: Path, good_aoi: Pat
         port = sock.getsockname()[1]
     res = _run(archive, good_aoi, tmp_path / "out", "--scheduler", f"tcp://127.0.0.1:{port}")
     _assert_clean_failure(res, "cannot reach the Dask scheduler")
+
+
+def test_second_run_on_a_locked_output_folder_exits_75(archive: Path, tmp_path: Path, good_aoi: Path) -> None:
+    from eqi.tasks import RunLock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with RunLock(out):  # another run (this test process) holds the folder
+        res = _run(archive, good_aoi, out)
+    assert res.returncode == 75, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr and res.stderr.startswith("error:")
+    assert not list(out.rglob("*.tif"))
