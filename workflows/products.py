@@ -20,6 +20,7 @@ from eqi.config import RunConfig
 from eqi.errors import ConfigError, InputError
 from eqi.load import ItemGroup
 from eqi.products import COMPOSITE_BANDS, PRODUCTS, bands_for
+from eqi.resources import load_method_params
 from eqi.sensors import ALIASES, identify_sensor
 from eqi.tasks import atomic_write_json, atomic_write_text
 
@@ -92,7 +93,7 @@ def rsei_grade_classes() -> list[tuple[int, str, str]]:
     """RSEI grade classes (value, colour, "zh en" label) from the profile's grade table."""
     from eqi.outputs.styles import ramp
 
-    classes = rsei._params(None)["grading"]["classes"]
+    classes = load_method_params("rsei")["grading"]["classes"]
     colours = ramp("rsei", 1, len(classes))
     return [
         (int(c["value"]), colour, f"{c['zh']} {c['en']}")
@@ -102,7 +103,7 @@ def rsei_grade_classes() -> list[tuple[int, str, str]]:
 
 def rsei_params(config: RunConfig) -> dict[str, Any]:
     """The RSEI method profile with the run's overrides applied (recorded in the metadata)."""
-    params = dict(rsei._params(None))
+    params = dict(load_method_params("rsei"))
     if config.rsei.min_observations is not None:
         params["min_observations"] = {
             "value": config.rsei.min_observations,
@@ -179,8 +180,9 @@ def compute_products(
             meta["method"]["rsei"]["source_composite"] = optical.attrs.get("sensor")
             if heat is not None:
                 meta["method"]["rsei"]["heat_source"] = (
-                    "Landsat C2 L2 ST_B10 seasonal composite resampled onto the Sentinel-2 "
-                    f"composite grid (spec §6.1 heat option 2; resampling: {config.resampling})"
+                    "Landsat C2 L2 ST_B10 seasonal composite on the run's grid, the grid of the "
+                    f"Sentinel-2 components (spec §6.1 heat option 2; loaded with "
+                    f"{config.resampling} resampling)"
                 )
         elif name == "landcover":
             out[name], lc_meta, files = _landcover(comp, config, task, index, inside, season_composite)
