@@ -294,6 +294,10 @@ def main(argv: list[str] | None = None) -> None:
     # odc-loader logs every failed read; eqi reports the failure itself, once, with advice
     logging.getLogger("odc.loader").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", category=RuntimeWarning, message=".*(All-NaN|Mean of empty|invalid value).*")
+    # GDAL's complaint about a truncated file precedes the read error eqi reports with advice
+    from rasterio.errors import NotGeoreferencedWarning
+
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
     try:
         app(args=argv, standalone_mode=False)
     except EqiError as exc:
