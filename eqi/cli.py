@@ -135,7 +135,12 @@ def validate(
     for region in regions:
         gbox = region_geobox(region.geometry, cfg.crs_string, cfg.resolution)
         _echo(f"region {region.name}: grid {gbox.shape.x} x {gbox.shape.y} px at {cfg.resolution:g} m")
-    open_catalog(cfg.source)
+    catalog = open_catalog(cfg.source)
+    if hasattr(catalog, "client"):  # a STAC API: its landing page must answer
+        _ = catalog.client
+        _echo(f"source {cfg.source}: STAC API reachable")
+    else:
+        _echo(f"source {cfg.source}: archive readable")
     _echo(f"ok: {len(regions)} region(s) x {len(cfg.years)} year(s); products {', '.join(names)}")
 
 
@@ -293,6 +298,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # odc-loader logs every failed read; eqi reports the failure itself, once, with advice
     logging.getLogger("odc.loader").setLevel(logging.CRITICAL)
+    # urllib3 logs each retry; a final failure is reported once by eqi with what to do
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=RuntimeWarning, message=".*(All-NaN|Mean of empty|invalid value).*")
     # GDAL's complaint about a truncated file precedes the read error eqi reports with advice
     from rasterio.errors import NotGeoreferencedWarning

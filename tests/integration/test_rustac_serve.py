@@ -160,3 +160,16 @@ def test_eqi_run_through_the_served_api_equals_the_archive_run(served, archive_f
             arrays.append(src.read(1))
     assert np.isfinite(arrays[0]).sum() > 100
     np.testing.assert_array_equal(arrays[0], arrays[1])
+
+
+def test_validate_checks_the_served_api(served, tmp_path) -> None:
+    import yaml
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "source": served, "collections": ["landsat-c2-l2"], "aoi": "sichuan:510115",
+        "years": [2019], "out": str(tmp_path / "out"),
+    }))  # fmt: skip
+    res = subprocess.run([sys.executable, "-m", "eqi", "validate", str(cfg)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "STAC API reachable" in res.stdout and "wenjiang-510115" in res.stdout
