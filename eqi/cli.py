@@ -109,16 +109,7 @@ S2OffsetOpt = Annotated[int | None, typer.Option("--s2-boa-offset", help="state 
 
 @app.command()
 def validate(
-    config: ConfigArg = None,
-    source: SourceOpt = None,
-    collections: CollectionsOpt = None,
-    aoi: AoiOpt = None,
-    year: YearOpt = None,
-    season: SeasonOpt = None,
-    crs: CrsOpt = None,
-    resolution: ResOpt = None,
-    products: ProductsOpt = None,
-    out: OutOpt = None,
+    config: Annotated[Path, typer.Argument(help="YAML run config")],
 ) -> None:
     """Check a config, its AOIs and its source before any heavy I/O."""
     from eqi.aoi import load_regions
@@ -127,8 +118,8 @@ def validate(
     from eqi.sensors import check_collections
     from eqi.sources import open_catalog
 
-    cfg = _build_config(config, source=source, collections=collections, aoi=aoi, year=year,
-                        season=season, crs=crs, resolution=resolution, products=products, out=out)
+    cfg = _build_config(config, source=None, collections=None, aoi=None, year=None,
+                        season=None, crs=None, resolution=None, products=None, out=None)
     check_collections(cfg.collections)
     names = expand_products(cfg.products)
     regions = load_regions(cfg.aoi, name_field=cfg.aoi_name_field)
