@@ -1,10 +1,11 @@
 """Seasonal composites: per-pixel median (and percentiles) of clear observations, per spatial block.
 
-Input: loaded groups (integer DN, ``time=1`` chunks) from :mod:`eqi.load`.  For each band the DN
-stacks of all groups are concatenated along time and rechunked to one time chunk per spatial
-block; a block function then masks, scales (DN x scale + offset, per time slice, so sensors and
-processing baselines can be mixed) and reduces in row strips.  Working memory is therefore bounded
-by one spatial block's time series, whatever the area.
+Input: loaded groups (integer DN, ``time=1`` chunks) from :mod:`eqi.load`.  Each date's DN is
+masked (not usable -> nodata) chunk by chunk, and the dates of all groups are concatenated.  A
+block function receives the list of a spatial block's date chunks (no concatenated copy), scales
+them (DN x scale + offset, per date, so sensors and processing baselines can be mixed) and
+reduces them in row strips.  Working memory is therefore bounded by one spatial block's time
+series, whatever the area.
 
 A pixel without any clear observation (or fewer than ``min_clear``) is NaN (nodata), never 0.
 """
@@ -60,13 +61,13 @@ def nan_quantiles(values: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CompositeInputs:
-    """Time-concatenated, already masked DN stacks and per-slice scaling of every band.
+    """Date-concatenated, already masked DN stacks and per-slice scaling of every band.
 
     A slice's DN is its nodata value wherever that observation is not usable (cloud, shadow,
     fill, or any reflective band missing), so the stacks alone carry the validity.
     """
 
-    dn: dict[str, da.Array]  # band -> (t, y, x) masked integer DN, one time chunk
+    dn: dict[str, da.Array]  # band -> (t, y, x) masked integer DN, one chunk per date
     count_band: str  # a reflective band: its valid slices are the clear observations
     scale: dict[str, np.ndarray]  # band -> (t,) float64
     offset: dict[str, np.ndarray]
@@ -90,11 +91,11 @@ def prepare_inputs(
     scl_bad: Sequence[int],
     buffer_px: int = 0,
 ) -> CompositeInputs:
-    """Build lazy DN stacks and validity across groups (sensors) for ``bands``.
+    """Build lazy masked DN stacks across groups (sensors) for ``bands``.
 
-    A slice is valid where the mask says clear, and every reflective band requested is present
-    (not nodata).  Thermal (``lwir``) validity is decided per band in the reducer, so an L2SR
-    scene or a Sentinel-2 scene still contributes reflectance.
+    A slice is usable where the mask says clear and every reflective band requested is present
+    (not nodata); elsewhere each band's DN is set to its nodata value.  Thermal (``lwir``) adds
+    its own nodata on top, so an L2SR scene still contributes reflectance.
     """
     # a band no sensor of the run has (lwir in a Sentinel-2-only run) is left out, not all-NaN
     bands = [b for b in bands if any(b in g.bands for g in groups)]
@@ -142,26 +143,17 @@ def prepare_inputs(
         times.extend(ds["time"].values.tolist())
         item_ids.extend(i.id for i in group.items)
         sensors.append(group.sensor.id)
-    order = np.argsort(np.array(times, dtype="datetime64[ns]"), kind="stable")
-
-    in_order = bool(np.all(order == np.arange(order.size)))
-
-    def stack(parts: list[da.Array]) -> da.Array:
-        joined = da.concatenate(parts, axis=0)
-        if not in_order:  # a take copies every chunk: only when groups interleave in time
-            joined = joined[order]
-        return joined  # time chunks stay separate: the reducers take them as a list
-
     reflective = [b for b in bands if b != "lwir"]
     if not reflective:
         raise ValueError("a composite needs at least one reflective band")
+    # slices stay in group order: quantiles and counts do not depend on the order of the dates
     return CompositeInputs(
-        dn={b: stack(dn[b]) for b in bands},
+        dn={b: da.concatenate(dn[b], axis=0) for b in bands},
         count_band=reflective[0],
-        scale={b: np.concatenate(scale[b])[order] for b in bands},
-        offset={b: np.concatenate(offset[b])[order] for b in bands},
-        nodata={b: np.concatenate(nodata[b])[order] for b in bands},
-        times=np.array(times, dtype="datetime64[ns]")[order],
+        scale={b: np.concatenate(scale[b]) for b in bands},
+        offset={b: np.concatenate(offset[b]) for b in bands},
+        nodata={b: np.concatenate(nodata[b]) for b in bands},
+        times=np.array(times, dtype="datetime64[ns]"),
         item_ids=sorted(item_ids),
         sensors=sorted(set(sensors)),
     )

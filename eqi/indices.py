@@ -111,7 +111,7 @@ INDEX_INFO: dict[str, IndexInfo] = {
 
 # Products computed from indices: which indices they need (the pipeline loads their bands).
 DERIVED_PRODUCTS: dict[str, tuple[str, ...]] = {
-    "fvc": ("ndvi",),
+    "fvc": ("ndvi", "mndwi"),  # MNDWI: the water mask kept out of the NDVI percentiles
     "rsei": ("ndvi", "wet", "lst", "ndbsi", "mndwi"),
     "rsei3": ("ndvi", "wet", "ndbsi", "mndwi"),
 }

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from eqi.errors import ConfigError
+from eqi.sensors import ALIASES
 
 __all__ = ["ProductSpec", "PRODUCTS", "COMPOSITE_BANDS", "expand_products", "bands_for"]
 
@@ -73,9 +74,6 @@ PRODUCTS: dict[str, ProductSpec] = {
     )
 }  # fmt: skip
 
-_INDEX_PRODUCTS = ("ndvi", "evi", "savi", "ndwi", "mndwi", "ndbi", "ndbsi", "wet", "lst", "fvc")
-
-
 def expand_products(requested: Iterable[str]) -> list[str]:
     """Validate product names and expand ``composite`` into the reflectance bands.
 
@@ -104,24 +102,21 @@ def expand_products(requested: Iterable[str]) -> list[str]:
 
 
 def bands_for(products: Iterable[str]) -> list[str]:
-    """Reflectance/thermal bands the composite needs for ``products`` (sensor-neutral aliases)."""
+    """Bands the composite needs for ``products`` (sensor-neutral aliases, Landsat WET bands).
+
+    Index bands come from :func:`eqi.indices.required_bands`; sensor-specific extras (the
+    Sentinel-2 WET bands) are added by the caller that knows the sensors of a run.
+    """
+    from eqi.indices import DERIVED_PRODUCTS, INDEX_INFO, required_bands
+
     needed = {"red", "nir"}  # NDVI and the count layer's validity always use them
     for name in products:
-        if name in COMPOSITE_BANDS or name == "lwir":
+        if name in ALIASES:
             needed.add(name)
-        elif name in ("evi",):
-            needed |= {"blue"}
-        elif name in ("ndwi", "mndwi"):
-            needed |= {"green", "swir16"}
-        elif name in ("ndbi",):
-            needed |= {"swir16"}
-        elif name in ("ndbsi", "wet", "rsei", "rsei_grade", "landcover"):
+        elif name in ("rsei", "rsei_grade"):
+            needed |= required_bands("rsei", "landsat8")
+        elif name == "landcover":
             needed |= set(COMPOSITE_BANDS)
-        if name in ("lst", "rsei", "rsei_grade"):
-            needed.add("lwir")
-    return [b for b in (*COMPOSITE_BANDS, "lwir") if b in needed]
-
-
-def is_index_product(name: str) -> bool:
-    """True for products computed from the composite by :mod:`eqi.indices` / :mod:`eqi.fvc`."""
-    return name in _INDEX_PRODUCTS
+        elif name in INDEX_INFO or name in DERIVED_PRODUCTS:
+            needed |= required_bands(name, "landsat8")
+    return [b for b in ALIASES if b in needed]

@@ -40,6 +40,7 @@ __all__ = [
     "RseiComponents",
     "RseiModel",
     "water_mask_from_mndwi",
+    "profile_water_mask",
     "build_components",
     "fit_rsei_model",
     "apply_rsei_model",
@@ -200,6 +201,19 @@ def build_components(
     )
 
 
+def profile_water_mask(mndwi: xr.DataArray, params: Mapping[str, Any] | None = None) -> xr.DataArray:
+    """The profile's water mask (MNDWI threshold and buffer of ``rsei.yaml``, spec §6.2).
+
+    One definition of water for RSEI and for the FVC percentiles (spec §5.1 excludes water).
+    """
+    p = _params(params)
+    return water_mask_from_mndwi(
+        mndwi,
+        float(_value(p["water"]["mndwi_threshold"])),
+        int(_value(p["water"]["buffer_pixels"])),
+    )
+
+
 def components_from_indices(
     layers: Mapping[str, xr.DataArray],
     mndwi: xr.DataArray,
@@ -223,11 +237,7 @@ def components_from_indices(
     missing = [n for n in VARIANTS[variant] if n not in layers]
     if missing:
         raise InputError(f"RSEI components missing: {', '.join(missing)}")
-    water = water_mask_from_mndwi(
-        mndwi,
-        float(_value(p["water"]["mndwi_threshold"])),
-        int(_value(p["water"]["buffer_pixels"])),
-    )
+    water = profile_water_mask(mndwi, p)
     if water_mask is not None:
         water = water | water_mask.astype(bool)
     usable = ~water

@@ -157,7 +157,7 @@ def compute_products(
         elif name in ("ndvi", "evi", "savi", "ndwi", "mndwi", "ndbi", "ndbsi"):
             out[name] = (index(name), None)
         elif name == "fvc":
-            water = index("mndwi") > 0 if {"green", "swir16"} <= set(comp.data_vars) else None
+            water = rsei.profile_water_mask(index("mndwi"), rsei_params(config))
             result, bounds = fvc.fvc(index("ndvi"), water)
             out[name] = (result.where(inside), None)
             meta["method"]["fvc"] = bounds.to_metadata()

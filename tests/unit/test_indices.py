@@ -204,7 +204,7 @@ def test_required_bands_and_errors():
     assert {"coastal", "rededge3", "nir08", "nir09"} <= indices.required_bands("wet", "sentinel2")
     assert "lwir" in indices.required_bands("rsei", "landsat8")
     assert "lwir" not in indices.required_bands("rsei3", "sentinel2")
-    assert indices.required_bands("fvc", "sentinel2") == {"nir", "red"}
+    assert indices.required_bands("fvc", "sentinel2") == {"nir", "red", "green", "swir16"}  # + water mask
     with pytest.raises(ConfigError, match="unknown index"):
         indices.required_bands("foo", "landsat8")
     with pytest.raises(ConfigError, match="unknown sensor"):
