@@ -246,18 +246,12 @@ class RunConfig(BaseModel):
     @field_validator("crs")
     @classmethod
     def _crs_known(cls, value: str) -> str:
-        from pyproj import CRS
-        from pyproj.exceptions import CRSError
+        from eqi.grid import parse_crs
 
         try:
-            crs = CRS.from_user_input(CRS_ALIASES.get(value, value))
-        except CRSError:
-            raise ValueError(
-                f"unknown CRS '{value}': use an EPSG code (EPSG:32648), a PROJ string, "
-                "or 'albers-china'"
-            ) from None
-        if crs.is_geographic:
-            raise ValueError(f"CRS '{value}' is in degrees; give a projected CRS in metres")
+            parse_crs(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @property

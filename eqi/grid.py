@@ -18,14 +18,24 @@ __all__ = ["region_geobox", "parse_crs"]
 
 
 def parse_crs(crs: str) -> CRS:
-    """Parse a CRS given as EPSG code, WKT or PROJ string; :class:`ConfigError` if unknown."""
+    """Parse a projected CRS (EPSG code, WKT, PROJ string or ``albers-china``) in metres.
+
+    Raises :class:`ConfigError` for an unknown or a geographic (degrees) CRS.
+    """
+    from eqi.config import CRS_ALIASES
+
     try:
-        return CRS.from_user_input(crs)
+        parsed = CRS.from_user_input(CRS_ALIASES.get(crs, crs))
     except CRSError:
         raise ConfigError(
             f"unknown CRS '{crs}': use an EPSG code such as EPSG:32648, a PROJ string, "
             "or 'albers-china'"
         ) from None
+    if parsed.is_geographic:
+        raise ConfigError(
+            f"CRS '{crs}' is geographic (degrees); give a projected CRS in metres, e.g. albers-china"
+        )
+    return parsed
 
 
 def region_geobox(geometry_wgs84: BaseGeometry, crs: str, resolution: float) -> GeoBox:
@@ -43,10 +53,6 @@ def region_geobox(geometry_wgs84: BaseGeometry, crs: str, resolution: float) -> 
     if geometry_wgs84.is_empty:
         raise AOIError("the region geometry is empty")
     target = parse_crs(crs)
-    if target.is_geographic:
-        raise ConfigError(
-            f"CRS '{crs}' is geographic (degrees); give a projected CRS in metres, e.g. albers-china"
-        )
     poly = geom.Geometry(geometry_wgs84, crs="EPSG:4326").to_crs(target)
     gbox = GeoBox.from_geopolygon(poly, resolution=resolution, crs=target, tight=False)
     if gbox.shape[0] == 0 or gbox.shape[1] == 0:
