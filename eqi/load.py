@@ -143,13 +143,22 @@ def group_items(
     return groups
 
 
-def _patch_url_for(items: Sequence[pystac.Item]):
-    """Planetary Computer blobs need a SAS token; sign hrefs lazily when they point there."""
-    if not any("blob.core.windows.net" in a.href for i in items for a in i.assets.values()):
-        return None
+def _sign_fresh(href: str) -> str:
+    """Planetary Computer href with a current SAS token (an old, perhaps expired one is dropped).
+
+    Saved items (``items.json``) may carry tokens from an earlier run; ``planetary_computer.sign``
+    keeps an href that already has one, so the query is removed first.
+    """
     import planetary_computer
 
-    return planetary_computer.sign
+    return planetary_computer.sign(href.split("?", 1)[0])
+
+
+def _patch_url_for(items: Sequence[pystac.Item]) -> Any:
+    """URL patcher for odc-stac: Planetary Computer blobs are signed when they are read."""
+    if not any("blob.core.windows.net" in a.href for i in items for a in i.assets.values()):
+        return None
+    return _sign_fresh
 
 
 _ODC_SHARED_LAYERS = ("open-", "cfg-")  # odc-stac/odc-loader: per-date reader, load config

@@ -3,7 +3,7 @@
 pystac-client does the paging; a ``urllib3`` :class:`~urllib3.util.Retry` mounted on its session
 retries connection errors and HTTP 429/500/502/503/504 (GET and POST, so POST search pages are
 retried too), honouring ``Retry-After`` up to ``max_retry_after`` seconds.  Planetary Computer
-asset URLs are signed in place (``planetary_computer.sign_inplace``).  Every failure becomes a
+asset URLs are signed when read (:mod:`eqi.load`), not here.  Every failure becomes a
 :class:`~eqi.errors.SourceError` naming the URL, the HTTP status and what to do.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlparse
 
 import pystac
 from pystac_client import Client
@@ -22,9 +21,8 @@ from urllib3.util import Retry
 from eqi.errors import SourceError
 from eqi.sources.base import BBox, check_bbox, check_collections_arg, parse_interval, sort_items
 
-__all__ = ["StacApiCatalog", "make_retry", "modifier_for", "PLANETARY_COMPUTER_HOST"]
+__all__ = ["StacApiCatalog", "make_retry"]
 
-PLANETARY_COMPUTER_HOST = "planetarycomputer.microsoft.com"
 RETRY_STATUS = (429, 500, 502, 503, 504)
 
 
@@ -64,16 +62,6 @@ def make_retry(
     return retry
 
 
-def modifier_for(url: str) -> Callable[[Any], Any] | None:
-    """The item modifier a catalog needs: URL signing for Planetary Computer, else None."""
-    host = (urlparse(url).hostname or "").lower()
-    if host == PLANETARY_COMPUTER_HOST or host.endswith("." + PLANETARY_COMPUTER_HOST):
-        import planetary_computer
-
-        return planetary_computer.sign_inplace
-    return None
-
-
 class StacApiCatalog:
     """A STAC API searched through pystac-client (see :class:`eqi.sources.base.Catalog`).
 
@@ -84,7 +72,9 @@ class StacApiCatalog:
     timeout : seconds to connect and to read each answer, or a (connect, read) pair.
     page_size : items per search page asked of the server.
     headers : extra HTTP headers (e.g. an API key).
-    modifier : called on every returned item; default signs Planetary Computer URLs.
+    modifier : called on every returned page of items (pystac-client ``modifier``).  Planetary
+        Computer hrefs are not signed here: tokens expire, and saved items are reused by reruns,
+        so :mod:`eqi.load` signs them when it reads them.
     """
 
     def __init__(
@@ -104,7 +94,7 @@ class StacApiCatalog:
         self.page_size = page_size
         self.retry = make_retry(retries, backoff_factor, max_retry_after)
         self.headers = dict(headers or {})
-        self.modifier = modifier if modifier is not None else modifier_for(url)
+        self.modifier = modifier
         self._client: Client | None = None
 
     def __repr__(self) -> str:

@@ -31,3 +31,56 @@ def test_load_group_gives_every_chunk_its_own_reader_task(tmp_path: Path) -> Non
 def test_arrays_not_made_by_odc_stac_are_left_alone() -> None:
     plain = da.ones((4, 4), chunks=2)
     assert independent_chunks(plain) is plain
+
+
+def test_planetary_computer_hrefs_are_signed_afresh_when_read() -> None:
+    """A saved href whose SAS token expired gets a new token from the token service.
+
+    The Planetary Computer token service is a remote SaaS: a fake one answers on 127.0.0.1.
+    """
+    import json
+    import threading
+    from datetime import datetime
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import pystac
+    from planetary_computer.sas import TOKEN_CACHE
+    from planetary_computer.settings import Settings
+
+    from eqi.load import _patch_url_for
+
+    asked: list[str] = []
+
+    class TokenService(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = json.dumps({"msft:expiry": "2099-01-01T00:00:00Z", "token": "st=new&se=new&sp=rl&sig=fresh"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), TokenService)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings = Settings.get()
+    previous = settings.sas_url
+    settings.sas_url = f"http://127.0.0.1:{server.server_port}/token"
+    TOKEN_CACHE.clear()
+    try:
+        old = "https://acct.blob.core.windows.net/cont/scene/B04.tif?st=old&se=2020-01-01&sp=rl&sig=expired"
+        item = pystac.Item("x", None, None, datetime(2023, 7, 1), {})
+        item.add_asset("red", pystac.Asset(href=old))
+        patch = _patch_url_for([item])
+        signed = patch(old)
+        assert signed == "https://acct.blob.core.windows.net/cont/scene/B04.tif?st=new&se=new&sp=rl&sig=fresh"
+        assert asked == ["/token/acct/cont"]
+        assert _patch_url_for([pystac.Item("y", None, None, item.datetime, {})]) is None
+    finally:
+        settings.sas_url = previous
+        TOKEN_CACHE.clear()
+        server.shutdown()

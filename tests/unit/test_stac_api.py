@@ -16,13 +16,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import planetary_computer
 import pystac
 import pytest
 
 from eqi.errors import SourceError
-from eqi.sources import open_catalog
-from eqi.sources.stac_api import StacApiCatalog, make_retry, modifier_for
+from eqi.sources.stac_api import StacApiCatalog, make_retry
 
 S2_ID = "S2A_13TDE_20231008_0_L2A"
 LANDSAT_ID = "LC08_L2SP_033032_20231008_02_T1"
@@ -212,13 +210,6 @@ def test_modifier_is_applied_to_every_item(fake_api: FakeApi) -> None:
     assert catalog.client.modifier is mark
     assert sorted(seen) == sorted([S2_ID, LANDSAT_ID])
     assert all(item.properties["signed"] for item in items)
-
-
-def test_planetary_computer_urls_are_signed() -> None:
-    pc = open_catalog("https://planetarycomputer.microsoft.com/api/stac/v1")
-    assert isinstance(pc, StacApiCatalog) and pc.modifier is planetary_computer.sign_inplace
-    assert modifier_for("https://earth-search.aws.element84.com/v1") is None
-    assert open_catalog("https://earth-search.aws.element84.com/v1").modifier is None
 
 
 def test_retry_policy() -> None:
