@@ -263,9 +263,7 @@ def aoi_export(
     )
     driver = "GPKG" if out.suffix.lower() == ".gpkg" else "GeoJSON"
     with atomic_path(out) as tmp:
-        named = tmp.with_name(tmp.name + out.suffix)  # GDAL picks layer names from the suffix
-        frame.to_file(named, driver=driver, layer=out.stem)
-        named.replace(tmp)
+        frame.to_file(tmp, driver=driver, layer=out.stem)
     _echo(f"wrote {len(regions)} region(s) to {out}")
 
 

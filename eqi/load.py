@@ -23,6 +23,7 @@ from odc.geo.geobox import GeoBox
 
 from eqi.errors import BandError
 from eqi.sensors import ItemBands, SensorSpec, identify_sensor, resolve_item
+from eqi.sources.base import item_interval
 
 __all__ = ["ItemGroup", "group_items", "normalise_item", "load_group", "configure_gdal", "GDAL_OPTIONS"]
 
@@ -37,9 +38,6 @@ GDAL_OPTIONS: dict[str, Any] = {
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff,.jp2",
     "VSI_CACHE": "TRUE",
 }
-
-_DTYPES = {"mask-scl": "uint8", "mask": "uint16", "data": "uint16"}
-
 
 @dataclass(frozen=True)
 class ItemGroup:
@@ -131,7 +129,7 @@ def group_items(
     for (_sensor, wanted, _scaling, _has_mask), members in sorted(
         buckets.items(), key=lambda kv: (kv[0][0], str(kv[0][2]))
     ):
-        members.sort(key=lambda pair: (pair[0].datetime or 0, pair[0].id))
+        members.sort(key=lambda pair: (item_interval(pair[0])[0], pair[0].id))
         groups.append(
             ItemGroup(
                 sensor=members[0][1].sensor,

@@ -270,9 +270,9 @@ class ItemBands:
     notes: tuple[str, ...] = field(default=())
 
     @property
-    def scaling_key(self) -> tuple[tuple[str, float, float], ...]:
-        """Hashable summary of the scaling, used to group items that can share a load."""
-        return tuple((a, b.scale, b.offset) for a, b in sorted(self.bands.items()))
+    def scaling_key(self) -> tuple[tuple[str, float, float, int], ...]:
+        """Hashable summary of scaling and nodata, used to group items that can share a load."""
+        return tuple((a, b.scale, b.offset, b.nodata) for a, b in sorted(self.bands.items()))
 
 
 def _platform(item: pystac.Item) -> str:

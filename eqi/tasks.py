@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 TEMP_MARKER = ".eqi-tmp-"
-_TEMP_RE = re.compile(r"^\..+" + re.escape(TEMP_MARKER) + r"[0-9a-f]{12}$")
+_TEMP_RE = re.compile(r"^\..+" + re.escape(TEMP_MARKER) + r"[0-9a-f]{12}(\.\w+)?$")
 _LOCK_NAME = ".eqi.lock"
 _BAD_NAME_CHARS = re.compile(r"[/\\\x00-\x1f]")
 
@@ -207,9 +207,13 @@ def is_done(paths: TaskPaths, task_id: str, *, verify_checksum: bool = False) ->
 
 
 def temp_name(path: str | os.PathLike[str]) -> Path:
-    """A fresh temporary sibling of ``path``: ``<dir>/.<name>.eqi-tmp-<12 hex>`` (not created)."""
+    """A fresh temporary sibling of ``path``: ``<dir>/.<name>.eqi-tmp-<12 hex><suffix>``.
+
+    Not created.  The file's own suffix is kept at the end, so writers that choose a format or a
+    layer name from the suffix (GDAL, ``np.save``) treat the temporary file like the target.
+    """
     path = Path(path)
-    return path.with_name(f".{path.name}{TEMP_MARKER}{secrets.token_hex(6)}")
+    return path.with_name(f".{path.name}{TEMP_MARKER}{secrets.token_hex(6)}{path.suffix}")
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from eqi.sources.base import (
     sort_items,
 )
 from eqi.sources.mtl import LandsatMtl, read_mtl
+from eqi.tasks import atomic_path
 
 __all__ = [
     "ArchiveCatalog",
@@ -548,14 +548,8 @@ def write_archive(items: Iterable[pystac.Item], out: str | Path) -> Path:
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     dicts = [item.to_dict(transform_hrefs=False) for item in sort_items(items)]
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        rustac.write_sync(tmp, dicts, format="geoparquet")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp:
+        rustac.write_sync(str(tmp), dicts, format="geoparquet")
     return out
 
 

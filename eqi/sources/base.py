@@ -10,8 +10,6 @@ a run next to its outputs so reruns do not depend on the API.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import pystac
 
 from eqi.errors import ConfigError, InputError
+from eqi.tasks import atomic_write_text
 
 __all__ = [
     "BBox",
@@ -158,24 +157,12 @@ def sort_items(items: Iterable[pystac.Item]) -> list[pystac.Item]:
     return sorted(items, key=lambda item: (item_interval(item)[0], item.id))
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_items(items: Iterable[pystac.Item], path: str | Path) -> Path:
     """Write ``items`` as a STAC ItemCollection JSON file, atomically; return the path."""
     path = Path(path)
     collection = pystac.ItemCollection(list(items), clone_items=True)
     text = json.dumps(collection.to_dict(transform_hrefs=False), indent=1, ensure_ascii=False)
-    _atomic_write_text(path, text + "\n")
+    atomic_write_text(path, text + "\n")
     return path
 
 

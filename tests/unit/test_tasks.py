@@ -259,3 +259,15 @@ def test_lock_is_released_on_exit_and_exclusive_within_a_process(tmp_path: Path)
             RunLock(tmp_path).acquire()
     with RunLock(tmp_path) as again:  # released: taken again at once
         assert again.held
+
+
+def test_temp_names_keep_the_suffix_and_are_cleaned(tmp_path) -> None:
+    from eqi.tasks import clean_stale_temps, temp_name
+
+    tmp = temp_name(tmp_path / "wenjiang.gpkg")
+    assert tmp.suffix == ".gpkg" and tmp.name.startswith(".wenjiang.gpkg.eqi-tmp-")
+    tmp.write_bytes(b"left by a killed run")
+    keep = tmp_path / "wenjiang.gpkg"
+    keep.write_bytes(b"finished")
+    assert clean_stale_temps(tmp_path) == [tmp]
+    assert not tmp.exists() and keep.exists()
