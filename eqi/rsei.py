@@ -41,6 +41,8 @@ __all__ = [
     "RseiModel",
     "water_mask_from_mndwi",
     "profile_water_mask",
+    "require_thermal",
+    "components_from_indices",
     "build_components",
     "fit_rsei_model",
     "apply_rsei_model",
@@ -132,6 +134,16 @@ def water_mask_from_mndwi(
     return water.copy(data=dilated).rename("water")
 
 
+def require_thermal(ds: xr.Dataset) -> None:
+    """Raise :class:`ThermalSourceError` naming the options when ``ds`` has no ``lwir`` band."""
+    if "lwir" not in ds.data_vars:
+        raise ThermalSourceError(
+            f"RSEI needs land-surface temperature, but the {ds.attrs.get('sensor') or 'given'} "
+            f"composite has no thermal band 'lwir' and no LST layer was given. "
+            f"{indices.THERMAL_OPTIONS}"
+        )
+
+
 def build_components(
     ds: xr.Dataset,
     *,
@@ -181,13 +193,9 @@ def build_components(
                     "resample it to the composite grid first"
                 ) from None
             heat = lst.astype(np.float32, copy=False).rename("lst")
-        elif "lwir" in ds.data_vars:
-            heat = indices.lst(ds)
         else:
-            raise ThermalSourceError(
-                f"RSEI needs land-surface temperature, but the {sensor or 'given'} composite has no "
-                f"thermal band 'lwir' and no LST layer was given. {indices.THERMAL_OPTIONS}"
-            )
+            require_thermal(ds)
+            heat = indices.lst(ds)
         layers["lst"] = heat
     return components_from_indices(
         {name: layers[name] for name in VARIANTS[variant]},
@@ -440,6 +448,22 @@ def fit_rsei_model(
     params: Mapping[str, Any] | None = None,
     _solver_sign: int = 1,
 ) -> RseiModel:
+    """Fit normalisation, PCA and final bounds; see :func:`_fit` (which also returns RSEI_0)."""
+    return _fit(
+        years, normalisation=normalisation, sample_size=sample_size, seed=seed, params=params,
+        _solver_sign=_solver_sign,
+    )[0]
+
+
+def _fit(
+    years: Sequence[RseiComponents],
+    *,
+    normalisation: str | None = None,
+    sample_size: int | None = None,
+    seed: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    _solver_sign: int = 1,
+) -> tuple[RseiModel, list[xr.DataArray]]:
     """Fit normalisation, PCA and final bounds on one year (per-year) or several (pooled).
 
     Parameters
@@ -550,7 +574,7 @@ def fit_rsei_model(
     if vec[idx["ndvi"]] * vec[idx["wet"]] < 0:
         qa.append("ndvi_wet_loadings_opposite_sign")
 
-    return RseiModel(
+    model = RseiModel(
         variant=variant,
         mode="per-year" if len(years) == 1 else "pooled",
         components=names,
@@ -573,6 +597,7 @@ def fit_rsei_model(
         grade_edges=tuple(float(e) for e in p["grading"]["edges"]),
         qa=tuple(qa),
     )
+    return model, rsei0  # RSEI_0 of each year: applying the model need not compute it again
 
 
 def grade_rsei(rsei: xr.DataArray, edges: Sequence[float]) -> xr.DataArray:
@@ -595,16 +620,20 @@ def grade_rsei(rsei: xr.DataArray, edges: Sequence[float]) -> xr.DataArray:
 
 
 def apply_rsei_model(
-    model: RseiModel, components: RseiComponents
+    model: RseiModel, components: RseiComponents, *, rsei0: xr.DataArray | None = None
 ) -> tuple[xr.DataArray, xr.DataArray]:
-    """Apply a fitted model to one year: ``(rsei float32 in [0, 1] / NaN, grade uint8 / 0)``."""
+    """Apply a fitted model to one year: ``(rsei float32 in [0, 1] / NaN, grade uint8 / 0)``.
+
+    ``rsei0`` is that year's PC1 projection when the caller already has it (from the fit).
+    """
     if components.variant != model.variant:
         raise ConfigError(
             f"RSEI model variant {model.variant!r} does not match components {components.variant!r}"
         )
     lo, hi = np.asarray(model.norm_min), np.asarray(model.norm_max)
     mean, vec = np.asarray(model.mean), np.asarray(model.eigenvector)
-    rsei0 = _rsei0(components, lo, hi, mean, vec)
+    if rsei0 is None:
+        rsei0 = _rsei0(components, lo, hi, mean, vec)
     rsei = xr.apply_ufunc(
         _final_block,
         rsei0,
@@ -633,7 +662,7 @@ def compute_rsei(
     _solver_sign: int = 1,
 ) -> tuple[xr.DataArray, xr.DataArray, RseiModel]:
     """Per-year RSEI: fit on this year alone and apply; returns ``(rsei, grade, model)``."""
-    model = fit_rsei_model(
+    model, (rsei0,) = _fit(
         [components],
         normalisation=normalisation,
         sample_size=sample_size,
@@ -641,5 +670,5 @@ def compute_rsei(
         params=params,
         _solver_sign=_solver_sign,
     )
-    rsei, grade = apply_rsei_model(model, components)
+    rsei, grade = apply_rsei_model(model, components, rsei0=rsei0)
     return rsei, grade, model

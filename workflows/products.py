@@ -165,12 +165,15 @@ def compute_products(
             if "rsei" in out:
                 continue
             params = rsei_params(config)
-            heat = None
-            if sentinel2 is not None and config.rsei.variant == "rsei":
-                heat = index("lst", specific)  # Landsat ST_B10 composite, same grid (option 2)
-            components = rsei.build_components(
-                optical, variant=config.rsei.variant, obs_count=optical["count"],
-                label=str(task.year), params=params, lst=heat,
+            variant = config.rsei.variant
+            if variant == "rsei":
+                rsei.require_thermal(specific)
+            # the components are the indices already computed for the products (one pass each);
+            # LST comes from the Landsat composite (== optical unless heat option 2)
+            layers = {n: index(n, specific if n == "lst" else optical) for n in rsei.VARIANTS[variant]}
+            components = rsei.components_from_indices(
+                layers, index("mndwi", optical), variant=variant, obs_count=optical["count"],
+                sensor=optical.attrs.get("sensor"), label=str(task.year), params=params,
             )
             value, grade, model = rsei.compute_rsei(components, params=params)
             out["rsei"] = (value, None)
@@ -178,7 +181,7 @@ def compute_products(
                 out["rsei_grade"] = (grade, rsei_grade_classes())
             meta["method"]["rsei"] = model.to_metadata()
             meta["method"]["rsei"]["source_composite"] = optical.attrs.get("sensor")
-            if heat is not None:
+            if sentinel2 is not None and variant == "rsei":
                 meta["method"]["rsei"]["heat_source"] = (
                     "Landsat C2 L2 ST_B10 seasonal composite on the run's grid, the grid of the "
                     f"Sentinel-2 components (spec §6.1 heat option 2; loaded with "
