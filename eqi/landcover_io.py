@@ -102,17 +102,13 @@ def reference_items(
 
 
 def load_reference(items: list[pystac.Item], geobox: GeoBox, asset: str) -> xr.DataArray:
-    """Class codes on ``geobox`` (uint8/uint16 as stored; 0 where the product has no data)."""
+    """Class codes on ``geobox`` (as stored; 0 where the product has no data).
+
+    Tiles of the product are fused by odc-stac into one layer (first valid pixel wins).
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # odc-stac: items without eo/raster metadata
-        ds = odc.stac.load(items, bands=[asset], geobox=geobox, resampling="mode", groupby="id")
-    data = ds[asset]
-    if data.sizes["time"] > 1:  # several tiles: first non-nodata value per pixel
-        values = data.values
-        nodata = data.attrs.get("nodata", 0) or 0
-        merged = values[0].copy()
-        for layer in values[1:]:
-            fill = merged == nodata
-            merged[fill] = layer[fill]
-        return xr.DataArray(merged, dims=("y", "x"), coords=data.isel(time=0).coords).drop_vars("time")
-    return data.isel(time=0, drop=True).compute()
+        ds = odc.stac.load(
+            items, bands=[asset], geobox=geobox, resampling="mode", groupby=lambda *_: "mosaic"
+        )
+    return ds[asset].isel(time=0, drop=True).compute()

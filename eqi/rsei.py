@@ -111,14 +111,20 @@ def _dilate_block(block: np.ndarray, iterations: int) -> np.ndarray:
 
 
 def water_mask_from_mndwi(
-    mndwi: xr.DataArray, threshold: float = 0.0, buffer_pixels: int = 0
+    mndwi: xr.DataArray,
+    threshold: float = 0.0,
+    buffer_pixels: int = 0,
+    extra: xr.DataArray | None = None,
 ) -> xr.DataArray:
-    """Boolean water mask: MNDWI > ``threshold``, dilated by ``buffer_pixels`` (3x3 square steps).
+    """Boolean water mask: MNDWI > ``threshold`` OR ``extra`` (e.g. JRC occurrence >= 50 %),
+    dilated by ``buffer_pixels`` (3x3 square steps) — spec §6.2 buffers the combined mask.
 
     NaN MNDWI is not water.  On Dask the dilation runs blockwise with an overlap equal to the
     buffer, so it matches the whole-array result exactly.
     """
     water = (mndwi > threshold).fillna(False).astype(bool)
+    if extra is not None:
+        water = water | extra.astype(bool)
     n = int(buffer_pixels)
     if n < 0:
         raise ConfigError(f"rsei water buffer_pixels must be >= 0, got {n}")
@@ -209,7 +215,9 @@ def build_components(
     )
 
 
-def profile_water_mask(mndwi: xr.DataArray, params: Mapping[str, Any] | None = None) -> xr.DataArray:
+def profile_water_mask(
+    mndwi: xr.DataArray, params: Mapping[str, Any] | None = None, extra: xr.DataArray | None = None
+) -> xr.DataArray:
     """The profile's water mask (MNDWI threshold and buffer of ``rsei.yaml``, spec §6.2).
 
     One definition of water for RSEI and for the FVC percentiles (spec §5.1 excludes water).
@@ -219,6 +227,7 @@ def profile_water_mask(mndwi: xr.DataArray, params: Mapping[str, Any] | None = N
         mndwi,
         float(_value(p["water"]["mndwi_threshold"])),
         int(_value(p["water"]["buffer_pixels"])),
+        extra,
     )
 
 
@@ -245,10 +254,7 @@ def components_from_indices(
     missing = [n for n in VARIANTS[variant] if n not in layers]
     if missing:
         raise InputError(f"RSEI components missing: {', '.join(missing)}")
-    water = profile_water_mask(mndwi, p)
-    if water_mask is not None:
-        water = water | water_mask.astype(bool)
-    usable = ~water
+    usable = ~profile_water_mask(mndwi, p, water_mask)
     if obs_count is not None:
         usable = usable & (obs_count >= int(_value(p["min_observations"])))
     ordered = {name: layers[name] for name in VARIANTS[variant]}

@@ -15,7 +15,7 @@ from shapely.geometry import box
 
 from eqi import landcover
 from eqi.errors import InputError, NoScenesError
-from eqi.landcover_io import load_reference, reference_items
+from eqi.landcover_io import item_for_raster, load_reference, reference_items
 from eqi.sources.archive import write_archive
 
 BBOX = (6.65, 0.29, 6.73, 0.37)  # inside the São Tomé window (lon 6.64–6.74, lat 0.28–0.38)
@@ -65,3 +65,25 @@ def test_reference_errors(saotome: dict, tmp_path: Path) -> None:
         reference_items(str(saotome["raster"]), year=2021, bbox=(100, 30, 101, 31), collection=None, asset="map")
     with pytest.raises(InputError, match="collection"):
         reference_items(str(tmp_path / "x.parquet"), year=2021, bbox=BBOX, collection=None, asset="map")
+
+
+def test_tiles_of_a_product_are_mosaicked(saotome: dict, tmp_path: Path) -> None:
+    import rasterio
+    from rasterio.windows import Window
+
+    whole = _load(str(saotome["raster"]), saotome)
+    tiles = []
+    with rasterio.open(saotome["raster"]) as src:
+        half = src.width // 2
+        for name, window in (("west", Window(0, 0, half + 30, src.height)), ("east", Window(half, 0, src.width - half, src.height))):
+            profile = {**src.profile, "width": window.width, "height": window.height, "transform": src.window_transform(window)}
+            path = tmp_path / f"{name}.tif"
+            with rasterio.open(path, "w", **profile) as dst:
+                dst.write(src.read(1, window=window), 1)
+            tiles.append(pystac.Item.from_dict(item_for_raster(path).to_dict()))
+    collection = tmp_path / "tiles.json"
+    collection.write_text(json.dumps({"type": "FeatureCollection", "features": [t.to_dict() for t in tiles]}))
+    mosaic = _load(str(collection), saotome)
+    # no hole at the seam; mode resampling sees only one tile's share of the seam pixels
+    assert np.array_equal(mosaic == 0, whole == 0)
+    assert (mosaic != whole).mean() < 1e-3
