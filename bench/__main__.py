@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         for text, ok, detail in SUITES[name].checks(rows):
             failed += not ok
             print(f"{'PASS' if ok else 'FAIL'}  {text}: {detail}")
+        for line in getattr(SUITES[name], "notes", lambda _rows: [])(rows):
+            print(f"info  {line}")
     print(f"\ntotal {time.perf_counter() - start:.0f} s; rows in {args.results}")
     return 1 if (failed and args.strict) else 0
 

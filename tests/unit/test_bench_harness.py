@@ -68,7 +68,6 @@ def test_composite_case_runs_both_sides_in_subprocesses_and_they_agree(tmp_path)
     (case,) = bench_composite.cases(tmp_path, size=256, dates=(3,), repeats=1)
     row = run_case(case, workdir=tmp_path, log=None)  # raises BenchMismatch if results differ
     assert row["name"] == "composite_median" and row["size"] == "3x256x256"
-    assert row["ratio"] == pytest.approx(row["baseline_s"] / row["ours_s"], rel=1e-2)
     for side in ("ours", "baseline"):
         assert row[f"{side}_peak_mib"] >= row[f"{side}_rss_before_mib"] > 10
     assert "composite_median" in format_table([row])
