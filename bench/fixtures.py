@@ -16,7 +16,6 @@ leaves a half-written input behind.  The data are simulated, not real scenes.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from pystac.extensions.raster import RasterBand, RasterExtension
 from scipy import ndimage
 
 from eqi.demo.rasterio_io import write_landsat_tif
+from eqi.tasks import atomic_path
 
 __all__ = [
     "CACHE_DIR",
@@ -67,11 +67,6 @@ RSEI_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22"
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def _atomic_write_tif(path: Path, array: np.ndarray, nodata: int) -> None:
-    """A tiled uint16 GeoTIFF like a USGS delivery (the demo's writer), renamed into place."""
-    write_landsat_tif(path, array, _transform(), CRS, nodata)
 
 
 def _transform() -> Affine:
@@ -132,9 +127,11 @@ def _write_scene(folder: Path, size: int, index: int, day: date, vegetation: np.
     nir_dn[fill] = 0
     scene = folder / _scene_id(day)
     scene.mkdir(parents=True, exist_ok=True)
-    _atomic_write_tif(scene / f"{scene.name}_SR_B4.TIF", red_dn, 0)
-    _atomic_write_tif(scene / f"{scene.name}_SR_B5.TIF", nir_dn, 0)
-    _atomic_write_tif(scene / f"{scene.name}_QA_PIXEL.TIF", qa, QA_FILL)  # last: completion mark
+    transform = _transform()
+    write_landsat_tif(scene / f"{scene.name}_SR_B4.TIF", red_dn, transform, CRS, 0)
+    write_landsat_tif(scene / f"{scene.name}_SR_B5.TIF", nir_dn, transform, CRS, 0)
+    # written last: its presence marks a complete cached scene
+    write_landsat_tif(scene / f"{scene.name}_QA_PIXEL.TIF", qa, transform, CRS, QA_FILL)
 
 
 def landsat_scenes(n_dates: int, size: int = 2048, cache: Path = CACHE_DIR) -> Path:
@@ -249,10 +246,8 @@ def reflectance_bands(size: int, cache: Path = CACHE_DIR) -> dict[str, Path]:
         values = values.astype(np.float32)
         values[water] = np.float32(water_values[name])
         values[wedge] = np.nan
-        tmp = paths[name].with_name(paths[name].name + ".part")
-        with tmp.open("wb") as fh:
+        with atomic_path(paths[name]) as tmp, tmp.open("xb") as fh:
             np.save(fh, values)
-        os.replace(tmp, paths[name])
     return paths
 
 

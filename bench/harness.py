@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from eqi.tasks import atomic_write_json
+
 __all__ = [
     "Side",
     "Case",
@@ -274,9 +276,7 @@ def merge_rows(new: Iterable[dict[str, Any]], path: Path = RESULTS_PATH) -> list
         else:
             index[key] = len(rows)
             rows.append(row)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, rows)
     return rows
 
 

@@ -46,7 +46,6 @@ __all__ = ["Region", "load_regions", "list_library", "LIBRARY"]
 
 LIBRARY = "sichuan"
 _LAYERS = ("province", "prefectures", "counties")
-_LEVEL_LAYER = {"province": "province", "prefecture": "prefectures", "county": "counties"}
 _ATTRS = ("adcode", "name", "pinyin", "level", "prefecture", "prefecture_adcode")
 _NAME_COLUMNS = ("name", "adcode", "id")
 _CRS_BY_SPEC = {"GeoJSON", "GeoJSONSeq", "TopoJSON"}  # RFC 7946: always WGS 84

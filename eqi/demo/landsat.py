@@ -25,6 +25,7 @@ from eqi.demo.encoding import (
     LANDSAT_ST_SCALE,
 )
 from eqi.demo.rasterio_io import run_parallel, write_landsat_tif
+from eqi.tasks import atomic_write_text
 
 __all__ = [
     "ORIGIN",
@@ -250,9 +251,7 @@ def format_mtl_json(groups: dict[str, list[tuple[str, str]]]) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="ascii", newline="\n")
-    tmp.replace(path)
+    atomic_write_text(path, text, encoding="ascii")
 
 
 def write_landsat_scene(

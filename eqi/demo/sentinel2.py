@@ -21,7 +21,8 @@ import numpy as np
 from rasterio.transform import Affine
 
 from eqi.demo.encoding import S2_SCALE
-from eqi.demo.rasterio_io import run_parallel, write_cog
+from eqi.demo.rasterio_io import run_parallel, write_demo_cog
+from eqi.tasks import atomic_write_text
 
 __all__ = ["S2_ASSETS", "S2Scene", "mgrs_tile", "write_s2_scene"]
 
@@ -207,15 +208,13 @@ def write_s2_scene(
     folder.mkdir(parents=True, exist_ok=True)
     crs = f"EPSG:{scene.epsg}"
     jobs = [
-        partial(write_cog, folder / f"{band}.tif", bands[band], scene.transform, crs, 0)
+        partial(write_demo_cog, folder / f"{band}.tif", bands[band], scene.transform, crs, 0)
         for band in S2_ASSETS
     ]
     jobs.append(
-        partial(write_cog, folder / "SCL.tif", scl, scene.transform, crs, 0, categorical=True)
+        partial(write_demo_cog, folder / "SCL.tif", scl, scene.transform, crs, 0, categorical=True)
     )
     run_parallel(jobs, threads)
     path = folder / f"{scene.item_id}.json"
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(item_dict(scene), indent=None), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(item_dict(scene), indent=None))
     return folder

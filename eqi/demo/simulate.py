@@ -44,7 +44,7 @@ from shapely.geometry.polygon import orient
 
 from eqi.demo import calendar, clouds, encoding, landscape, spectra
 from eqi.demo.landsat import LandsatScene, write_landsat_scene
-from eqi.demo.rasterio_io import write_cog
+from eqi.demo.rasterio_io import write_demo_cog
 from eqi.demo.sentinel2 import S2Scene, mgrs_tile, write_s2_scene
 from eqi.errors import AOIError, ConfigError, InputError
 
@@ -560,7 +560,7 @@ def _write_truth(st: _Setup, year: int, lc: np.ndarray, folder: Path) -> Path:
         "EQI_SEED": str(st.seed),
         **{f"CLASS_{c}": n for c, n in landscape.CLASS_NAMES.items()},
     }
-    write_cog(
+    write_demo_cog(
         path, lc, st.grid.transform, st.crs, 0, categorical=True,
         description=f"SIMULATED land cover {year} (WorldCover codes)", tags=tags, colormap=_colormap(),
     )  # fmt: skip

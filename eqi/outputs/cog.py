@@ -401,8 +401,7 @@ def write_cog(
                     cog_profile,
                     nodata=nodata_value,
                     overview_resampling="average" if kind == "continuous" else "mode",
-                    forward_band_tags=True,
-                    colormap={int(k): tuple(v) for k, v in colormap.items()} if colormap else None,
+                    forward_band_tags=True,  # the staged file's colour table is copied too
                     in_memory=in_memory,
                     quiet=True,
                 )
