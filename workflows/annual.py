@@ -326,6 +326,14 @@ def run_task(
     return TaskResult(task, "done", outputs=[a.path for a in written.values()], seconds=time.perf_counter() - start)
 
 
+def _item_says_simulated(item_path: Path) -> bool:
+    """Whether a finished task's item records simulated inputs."""
+    try:
+        return bool(json.loads(item_path.read_text(encoding="utf-8"))["properties"].get("eqi:simulated"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def _run_pooled_stage(
     config: RunConfig,
     tasks: Sequence[Task],
@@ -343,7 +351,7 @@ def _run_pooled_stage(
         if not all(t.id in ok for t in region_tasks):
             progress(f"skip {name} pooled RSEI: not every year finished")
             continue
-        simulated = config.simulated
+        simulated = config.simulated or any(_item_says_simulated(t.paths.item) for t in region_tasks)
         try:
             run_pooled(
                 config, region_tasks[0].region, [t.id for t in region_tasks],

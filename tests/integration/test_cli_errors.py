@@ -143,6 +143,10 @@ def test_s2_item_with_unknown_offset(sample_data: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     _assert_clean_failure(res, S2_SCENE, "s2:processing_baseline", "--s2-boa-offset")
     assert not list((tmp_path / "out").rglob("item.json"))
+    # stating the offset is the way out that the message names
+    res = eqi(*res.args[3:], "--s2-boa-offset", "0")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert list((tmp_path / "out").rglob("ndvi.tif"))
 
 
 def test_failed_rerun_leaves_earlier_outputs_untouched(sample_data: Path, tmp_path: Path, good_aoi: Path) -> None:
