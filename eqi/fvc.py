@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from eqi.errors import ConfigError, InputError
-from eqi.resources import load_method_params
+from eqi.resources import load_method_params, param_value
 
 __all__ = ["FvcBounds", "fvc_bounds", "fvc"]
 
@@ -48,8 +48,7 @@ class FvcBounds:
 
 
 def _value(params: Mapping[str, Any], key: str) -> float:
-    entry = params[key]
-    return float(entry["value"] if isinstance(entry, Mapping) else entry)
+    return float(param_value(params[key]))
 
 
 def _as_list(x: Any) -> list[Any]:

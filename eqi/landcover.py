@@ -17,17 +17,15 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache, cached_property
-from pathlib import Path
 from typing import Any, Literal
 
 import dask
 import dask.array as dsa
 import numpy as np
 import xarray as xr
-import yaml
 
 from eqi.errors import ConfigError, InputError
-from eqi.resources import config_dir, load_method_params
+from eqi.resources import config_dir, load_method_params, load_yaml
 
 __all__ = [
     "PRODUCTS",
@@ -155,17 +153,6 @@ def _check_level(level: object) -> None:
         raise ConfigError(f"land-cover level must be 1 (一级) or 2 (二级), got {level!r}")
 
 
-@cache
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"land-cover configuration file not found: {path}")
-    with path.open(encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a YAML mapping")
-    return data
-
-
 def _make_class(entry: Any, level: int, where: str) -> LandCoverClass:
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: each class must be a mapping, got {entry!r}")
@@ -196,7 +183,7 @@ def load_class_table() -> ClassTable:
     (duplicate codes, bad colours, a 二级 class whose parent is not a 一级 code).
     """
     path = config_dir() / "landcover" / "national_classes.yaml"
-    data = _read_yaml(path)
+    data = load_yaml(path)
     where = str(path)
     try:
         nodata = _make_class(data["nodata"], 0, where)
@@ -322,7 +309,7 @@ def load_mapping(product: str) -> ProductMapping:
             f"unknown land-cover product '{product}'; choose one of {sorted(PRODUCTS)}"
         )
     path = config_dir() / "landcover" / "mappings" / f"{PRODUCTS[product]}.yaml"
-    data = _read_yaml(path)
+    data = load_yaml(path)
     table = load_class_table()
     where = str(path)
     if data.get("product") != product:

@@ -14,7 +14,7 @@ import yaml
 
 from eqi.errors import ConfigError
 
-__all__ = ["config_dir", "aoi_dir", "load_method_params", "method_profiles"]
+__all__ = ["config_dir", "aoi_dir", "load_yaml", "load_method_params", "param_value", "method_profiles"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -37,12 +37,20 @@ def aoi_dir() -> Path:
 
 
 @cache
-def _load_yaml(path: Path) -> dict[str, Any]:
+def load_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping shipped with eqi (cached: treat as read-only); ConfigError if absent/invalid."""
+    if not path.is_file():
+        raise ConfigError(f"eqi configuration file not found: {path}")
     with path.open(encoding="utf-8") as fh:
         data = yaml.safe_load(fh)
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a YAML mapping")
     return data
+
+
+def param_value(entry: Any) -> Any:
+    """A profile parameter's value: ``{value: x, tag: ..., source: ...}`` -> ``x``; plain -> itself."""
+    return entry["value"] if isinstance(entry, dict) and "value" in entry else entry
 
 
 def load_method_params(name: str) -> dict[str, Any]:
@@ -54,7 +62,7 @@ def load_method_params(name: str) -> dict[str, Any]:
     path = config_dir() / "methods" / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"method profile '{name}' not found at {path}")
-    return _load_yaml(path)
+    return load_yaml(path)
 
 
 def method_profiles(names: tuple[str, ...] = ("indices", "fvc", "rsei", "landcover")) -> dict[str, Any]:

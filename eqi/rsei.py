@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from eqi import indices
 from eqi.errors import ConfigError, InputError, ThermalSourceError
-from eqi.resources import load_method_params
+from eqi.resources import load_method_params, param_value
 
 __all__ = [
     "VARIANTS",
@@ -68,10 +68,6 @@ _ROW_BLOCK = 1024  # rows per step when locating sampled pixels (bounds temporar
 
 def _params(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return load_method_params("rsei") if params is None else params
-
-
-def _value(entry: Any) -> Any:
-    return entry["value"] if isinstance(entry, Mapping) and "value" in entry else entry
 
 
 # ------------------------------------------------------------------------------------ components
@@ -225,8 +221,8 @@ def profile_water_mask(
     p = _params(params)
     return water_mask_from_mndwi(
         mndwi,
-        float(_value(p["water"]["mndwi_threshold"])),
-        int(_value(p["water"]["buffer_pixels"])),
+        float(param_value(p["water"]["mndwi_threshold"])),
+        int(param_value(p["water"]["buffer_pixels"])),
         extra,
     )
 
@@ -256,7 +252,7 @@ def components_from_indices(
         raise InputError(f"RSEI components missing: {', '.join(missing)}")
     usable = ~profile_water_mask(mndwi, p, water_mask)
     if obs_count is not None:
-        usable = usable & (obs_count >= int(_value(p["min_observations"])))
+        usable = usable & (obs_count >= int(param_value(p["min_observations"])))
     ordered = {name: layers[name] for name in VARIANTS[variant]}
     return RseiComponents(variant, ordered, usable.rename("usable"), sensor, label)
 
@@ -497,8 +493,8 @@ def _fit(
     if method not in ("minmax", "robust"):
         raise ConfigError(f"RSEI normalisation {method!r} is unknown; use 'minmax' or 'robust'")
     pca_cfg = p["pca"]
-    size = int(sample_size if sample_size is not None else _value(pca_cfg["sample_size"]))
-    seed = int(seed if seed is not None else _value(pca_cfg["seed"]))
+    size = int(sample_size if sample_size is not None else param_value(pca_cfg["sample_size"]))
+    seed = int(seed if seed is not None else param_value(pca_cfg["seed"]))
     if size < k + 1:
         raise ConfigError(f"RSEI sample_size must be at least {k + 1}, got {size}")
 
@@ -557,7 +553,7 @@ def _fit(
     order = np.argsort(eigval)[::-1]
     eigval = np.clip(eigval[order], 0.0, None)
     vec = eigvec[:, order[0]] * float(_solver_sign)
-    tol = float(_value(pca_cfg["orientation_tie_tolerance"]))
+    tol = float(param_value(pca_cfg["orientation_tie_tolerance"]))
     vec = _orient(vec, names, tol)
     total = float(eigval.sum())
     share = float(eigval[0] / total) if total > 0 else 0.0
@@ -573,7 +569,7 @@ def _fit(
         )
 
     qa: list[str] = []
-    min_share = float(_value(pca_cfg["qa_min_pc1_share"]))
+    min_share = float(param_value(pca_cfg["qa_min_pc1_share"]))
     if share < min_share:
         qa.append(f"pc1_share_below_{min_share:.2f}")
     idx = {n: i for i, n in enumerate(names)}

@@ -51,14 +51,10 @@ def bands_needed(
         for sensor in sensors:
             if sensor == "sentinel2" and has_landsat and heat != "landsat-lst":
                 continue
-            for band in sorted(indices.required_bands("wet", _tc_sensor(sensor))):
+            for band in sorted(indices.required_bands("wet", sensor)):
                 if band not in bands:
                     bands.append(band)
     return bands
-
-
-def _tc_sensor(sensor: str) -> str:
-    return "landsat8" if sensor == "landsat9" else sensor
 
 
 def needs_thermal_composite(products: Sequence[str], groups: Sequence[ItemGroup], config: RunConfig) -> bool:
