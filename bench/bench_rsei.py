@@ -2,8 +2,8 @@
 
 Inputs: float32 composite-like bands of :mod:`bench.fixtures` (``blue .. swir22``, ``lwir``).
 
-* ours — :mod:`eqi.indices` through :func:`eqi.rsei.build_components` (NDVI, WET, LST, NDBSI,
-  MNDWI water mask) and :func:`eqi.rsei.compute_rsei` (seeded PCA sample, robust bounds, PC1,
+* ours — :mod:`eqi.science.indices` through :func:`eqi.science.rsei.build_components` (NDVI, WET, LST, NDBSI,
+  MNDWI water mask) and :func:`eqi.science.rsei.compute_rsei` (seeded PCA sample, robust bounds, PC1,
   final min-max, grades) on a Dataset whose bands are read lazily, 512 x 512 blocks, computed on
   Dask's threaded scheduler with 2 threads.  Nothing is materialised but the outputs.
   Row ``rsei_stage``.  Row ``rsei_stage_in_memory``: the same eqi calls on a NumPy-backed
@@ -41,12 +41,13 @@ def _ours_work(ds: Any) -> Callable[[], dict[str, np.ndarray]]:
     import dask
     import dask.array as da
 
-    from eqi.rsei import build_components, compute_rsei
+    from eqi.resources import load_profile
+    from eqi.science.rsei import build_components, compute_rsei
 
     def work() -> dict[str, np.ndarray]:
         with dask.config.set(scheduler="threads", num_workers=THREADS):
-            components = build_components(ds)
-            rsei, grade, _model = compute_rsei(components)
+            components = build_components(ds, params=load_profile("rsei"), index_params=load_profile("indices"))
+            rsei, grade, _model = compute_rsei(components, params=load_profile("rsei"))
             # blocks written into preallocated arrays, as a windowed writer would (no final concat)
             value = np.empty(rsei.shape, rsei.dtype)
             klass = np.empty(grade.shape, grade.dtype)
@@ -74,7 +75,8 @@ def ours_in_memory(size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]
     runs it after ``dask.compute(comp)``: eager, no Dask."""
     import xarray as xr
 
-    from eqi.rsei import build_components, compute_rsei
+    from eqi.resources import load_profile
+    from eqi.science.rsei import build_components, compute_rsei
 
     paths = fixtures.reflectance_bands(size, Path(cache))
     ds = xr.Dataset(
@@ -83,7 +85,9 @@ def ours_in_memory(size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]
     )
 
     def run(data: Any) -> dict[str, np.ndarray]:
-        rsei, grade, _model = compute_rsei(build_components(data))
+        profile = load_profile("rsei")
+        components = build_components(data, params=profile, index_params=load_profile("indices"))
+        rsei, grade, _model = compute_rsei(components, params=profile)
         return {"rsei": np.asarray(rsei.values), "grade": np.asarray(grade.values)}
 
     run(ds.isel(y=slice(0, 256), x=slice(0, 256)))  # imports (untimed)
@@ -168,13 +172,13 @@ def rsei_numpy(
 
 def baseline(size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
     """Set up the NumPy baseline (bands loaded into memory, untimed); return the timed work."""
-    from eqi.indices import wetness_coefficients
-    from eqi.resources import load_method_params
+    from eqi.resources import load_profile
+    from eqi.science.indices import wetness_coefficients
 
-    params = load_method_params("rsei")
+    params = load_profile("rsei")
     if params["variant"] != "rsei" or params["normalisation"]["method"] != "robust":
         raise NotImplementedError("the NumPy baseline implements the 4-component robust RSEI only")
-    _set, coefficients = wetness_coefficients(SENSOR)
+    _set, coefficients = wetness_coefficients(SENSOR, load_profile("indices"))
     paths = fixtures.reflectance_bands(size, Path(cache))
     bands = {b: fixtures.load_band(p) for b, p in paths.items()}
 

@@ -30,7 +30,7 @@ from pystac.extensions.raster import RasterBand, RasterExtension
 from scipy import ndimage
 
 from eqi.demo.rasterio_io import write_landsat_tif
-from eqi.tasks import atomic_path
+from eqi.io.atomic import atomic_path
 
 __all__ = [
     "CACHE_DIR",

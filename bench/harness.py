@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from eqi.tasks import atomic_write_json
+from eqi.io.atomic import atomic_write_json
 
 __all__ = [
     "Side",

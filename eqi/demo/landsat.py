@@ -25,7 +25,7 @@ from eqi.demo.encoding import (
     LANDSAT_ST_SCALE,
 )
 from eqi.demo.rasterio_io import run_parallel, write_landsat_tif
-from eqi.tasks import atomic_write_text
+from eqi.io.atomic import atomic_write_text
 
 __all__ = [
     "ORIGIN",

@@ -1,7 +1,7 @@
 """GeoTIFF writing for the demo archive (the only place in eqi.demo that writes rasters).
 
 Every creation option is fixed and no timestamp is written, so the same arrays give byte-identical
-files.  Files are written to a temporary name and renamed into place (:func:`eqi.tasks.atomic_path`).
+files.  Files are written to a temporary name and renamed into place (:func:`eqi.io.atomic.atomic_path`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import rasterio
 from rasterio.transform import Affine
 
-from eqi.tasks import atomic_path
+from eqi.io.atomic import atomic_path
 
 __all__ = ["SIMULATED_TAG", "write_landsat_tif", "write_demo_cog", "run_parallel"]
 
@@ -53,7 +53,7 @@ def _write_band(
     colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
     **cog_options: str,
 ) -> None:
-    """One band through GDAL's COG driver (DEFLATE, predictor 2), atomically (eqi.tasks)."""
+    """One band through GDAL's COG driver (DEFLATE, predictor 2), atomically (eqi.io.atomic)."""
     with atomic_path(path) as tmp, rasterio.open(
         tmp,
         "w",

@@ -22,7 +22,7 @@ from rasterio.transform import Affine
 
 from eqi.demo.encoding import S2_SCALE
 from eqi.demo.rasterio_io import run_parallel, write_demo_cog
-from eqi.tasks import atomic_write_text
+from eqi.io.atomic import atomic_write_text
 
 __all__ = ["S2_ASSETS", "S2Scene", "mgrs_tile", "write_s2_scene"]
 

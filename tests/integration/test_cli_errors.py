@@ -187,7 +187,7 @@ def test_unreachable_dask_scheduler(archive: Path, tmp_path: Path, good_aoi: Pat
 
 
 def test_second_run_on_a_locked_output_folder_exits_75(archive: Path, tmp_path: Path, good_aoi: Path) -> None:
-    from eqi.tasks import RunLock
+    from eqi.pipeline.lock import RunLock
 
     out = tmp_path / "out"
     out.mkdir()

@@ -11,8 +11,16 @@ import pytest
 import rasterio
 import xarray as xr
 
-from eqi import indices
-from eqi import rsei as R
+from eqi.resources import load_profile
+from eqi.science import indices
+from eqi.science import rsei as R
+
+RSEI = load_profile("rsei")
+INDICES = load_profile("indices")
+
+
+def _components(ds, **kw):
+    return R.build_components(ds, params=RSEI, index_params=INDICES, **kw)
 
 pytestmark = pytest.mark.integration
 
@@ -43,9 +51,9 @@ def liverpool(sample_data) -> xr.Dataset:
 
 
 def test_liverpool_rsei_orientation_sign_and_water(liverpool):
-    comps = R.build_components(liverpool, label="2020")
-    rsei, grade, model = R.compute_rsei(comps)
-    flipped, grade_f, model_f = R.compute_rsei(comps, _solver_sign=-1)
+    comps = _components(liverpool, label="2020")
+    rsei, grade, model = R.compute_rsei(comps, params=RSEI)
+    flipped, grade_f, model_f = R.compute_rsei(comps, params=RSEI, _solver_sign=-1)
 
     load = model.loadings
     assert load["ndvi"] > 0 and load["wet"] > 0
@@ -67,7 +75,7 @@ def test_liverpool_rsei_orientation_sign_and_water(liverpool):
 def test_liverpool_same_bytes_for_any_chunking_and_workers(liverpool):
     distributed = pytest.importorskip("distributed")
     kwargs = {"sample_size": 5_000}  # fewer than the valid pixels: exercises the seeded sample
-    ref, gref, mref = R.compute_rsei(R.build_components(liverpool), **kwargs)
+    ref, gref, mref = R.compute_rsei(_components(liverpool), params=RSEI, **kwargs)
     assert mref.sample_size == 5_000 < mref.n_valid[0]
     results = []
     for workers in (1, 2):
@@ -81,8 +89,8 @@ def test_liverpool_same_bytes_for_any_chunking_and_workers(liverpool):
             ) as cluster,
             distributed.Client(cluster),
         ):
-            comps = R.build_components(liverpool.chunk({"y": 128, "x": 128}))
-            rsei, grade, model = R.compute_rsei(comps, **kwargs)
+            comps = _components(liverpool.chunk({"y": 128, "x": 128}))
+            rsei, grade, model = R.compute_rsei(comps, params=RSEI, **kwargs)
             assert rsei.chunks is not None
             results.append((rsei.values.tobytes(), grade.values.tobytes(), model))
     assert results[0] == results[1]

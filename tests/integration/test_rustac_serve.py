@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from pystac_client import Client
 
-from eqi.sources import open_catalog
-from eqi.sources.archive import ArchiveCatalog, index_archive
+from eqi.io.catalog import open_catalog
+from eqi.io.catalog.archive import ArchiveCatalog, index_archive
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The Sichuan boundary library (aoi/) and AOI loading/validation (eqi.aoi)."""
+"""The Sichuan boundary library (aoi/) and AOI loading/validation (eqi.geo.regions)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 import shapely
 from shapely.geometry import LineString, Point, box
 
-from eqi.aoi import Region, list_library, load_regions
-from eqi.config import ALBERS_CHINA
 from eqi.errors import AOIError, InputError
+from eqi.geo.crs import ALBERS_CHINA
+from eqi.geo.regions import Region, list_library, load_regions
 from eqi.resources import aoi_dir
 
 VRT = aoi_dir() / "sichuan.vrt"

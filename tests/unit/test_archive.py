@@ -17,11 +17,11 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterExtension
 
 from eqi.errors import ConfigError, InputError
+from eqi.io.catalog import load_items, open_catalog, save_items
+from eqi.io.catalog.archive import ArchiveCatalog, index_archive
+from eqi.io.catalog.mtl import read_mtl
+from eqi.io.catalog.stac_api import StacApiCatalog
 from eqi.sensors import resolve_item
-from eqi.sources import load_items, open_catalog, save_items
-from eqi.sources.archive import ArchiveCatalog, index_archive
-from eqi.sources.mtl import read_mtl
-from eqi.sources.stac_api import StacApiCatalog
 
 LANDSAT_IDS = [
     "LC08_L2SP_017036_20130419_20200913_02_T2",

@@ -1,4 +1,4 @@
-"""Supervised classification: sampling, training, accuracy report, prediction (eqi.classify)."""
+"""Supervised classification: sampling, training, accuracy report, prediction (eqi.science.classify)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from eqi.classify import (
+from eqi.errors import ConfigError, InputError
+from eqi.science.classify import (
     AccuracyReport,
     assess_accuracy,
     draw_samples,
     predict,
     train_classifier,
 )
-from eqi.errors import ConfigError, InputError
 
 # four classes with distinct 4-band "spectra" (blue, green, red, nir reflectance)
 SPECTRA = {

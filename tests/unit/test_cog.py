@@ -16,9 +16,9 @@ from rasterio.enums import ColorInterp
 from rasterio.shutil import copy as rio_copy
 from rio_cogeo.cogeo import cog_validate
 
-from eqi.outputs.cog import aux_xml_path, write_cog
-from eqi.outputs.styles import colormap_from_classes, names_from_classes
-from eqi.tasks import TEMP_MARKER
+from eqi.io.atomic import TEMP_MARKER
+from eqi.io.cog import aux_xml_path, write_cog
+from eqi.io.qml import colormap_from_classes, names_from_classes
 
 CLASSES = [(1, "#1a9641", "forest"), (2, "#ffffbf", "grassland"), (5, "#2c7bb6", "water")]
 

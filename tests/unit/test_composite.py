@@ -6,7 +6,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from eqi.composite import CompositeInputs, _reduce_block, composite, nan_quantiles
+from eqi.science.composite import CompositeInputs, _reduce_block, composite, nan_quantiles
 
 
 @pytest.mark.parametrize("q", [0.0, 0.1, 0.5, 0.9, 1.0])

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from eqi.config import ALBERS_CHINA, SeasonWindow, build_config, config_hash, load_config
+from eqi.config import SeasonWindow, build_config, config_hash, load_config
 from eqi.errors import ConfigError
+from eqi.geo.crs import ALBERS_CHINA
 
 BASE = {"source": "a.parquet", "collections": ["landsat-c2-l2"], "aoi": "sichuan:510115", "years": [2023], "out": "out"}
 

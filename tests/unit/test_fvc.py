@@ -7,8 +7,19 @@ import pytest
 import xarray as xr
 
 from eqi.errors import ConfigError
-from eqi.fvc import FvcBounds, fvc, fvc_bounds
-from eqi.resources import load_method_params
+from eqi.resources import load_profile
+from eqi.science import fvc as fvc_module
+from eqi.science.fvc import FvcBounds
+
+P = load_profile("fvc")
+
+
+def fvc(*args, **kw):
+    return fvc_module.fvc(*args, params=P, **kw)
+
+
+def fvc_bounds(*args, **kw):
+    return fvc_module.fvc_bounds(*args, params=P, **kw)
 
 
 def _da(values, chunks=None) -> xr.DataArray:
@@ -66,6 +77,6 @@ def test_bad_configuration_raises():
 
 
 def test_profile_records_tags():
-    p = load_method_params("fvc")
+    p = load_profile("fvc")
     assert p["p_soil"]["tag"] == "[U]" and p["p_veg"]["tag"] == "[U]"
     assert p["ndvi_soil_fixed"]["tag"] == "[V-impl]"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from pyproj import Geod
 
-import eqi.gcj02 as gcj02
-from eqi.gcj02 import gcj02_to_wgs84, out_of_china, wgs84_to_gcj02
+import eqi.geo.gcj02 as gcj02
+from eqi.geo.gcj02 import gcj02_to_wgs84, out_of_china, wgs84_to_gcj02
 
 # (wgs lat, wgs lon, gcj lat, gcj lon) from the test suite of googollee/eviltransform
 # (python/test.py), an independent implementation of the same formula.

@@ -8,9 +8,11 @@ import pytest
 import spyndex
 import xarray as xr
 
-from eqi import indices
 from eqi.errors import BandError, ConfigError, ThermalSourceError
-from eqi.resources import load_method_params
+from eqi.resources import load_profile
+from eqi.science import indices
+
+IDX = load_profile("indices")
 
 LANDSAT_ALIASES = {
     "SR_B2": "blue",
@@ -72,7 +74,7 @@ def test_index_matches_spyndex_on_real_spectra(name, spectra, spectral_ds):
     expected = spyndex.computeIndex(
         sp_name, params={**_spyndex_params(spectra), **consts}
     ).to_numpy()
-    got = indices.INDEX_FUNCTIONS[name](spectral_ds)
+    got = indices.compute_index(name, spectral_ds, IDX)
     assert got.dtype == np.float32
     assert got.name == name
     np.testing.assert_allclose(got.values, expected, rtol=0, atol=1e-6)
@@ -90,7 +92,7 @@ def test_ndvi_orders_vegetation_urban_water(spectra, spectral_ds):
 
 
 def test_wetness_and_lst_physical_ranges(spectra, spectral_ds):
-    w = indices.wet(spectral_ds)
+    w = indices.wet(params=IDX, ds=spectral_ds)
     assert w.attrs["tasseled_cap_set"] == "oli_baig2014"
     assert np.all((w.values > -1) & (w.values < 1))
     med = pd.Series(w.values).groupby(spectra["class"]).median()
@@ -138,8 +140,8 @@ def test_wet_hand_computed_with_spec_coefficients():
     tm = (0.0315, 0.2021, 0.3102, 0.1594, -0.6806, -0.6109)
     etm = (0.2626, 0.2141, 0.0926, 0.0656, -0.7629, -0.5388)
     bands = np.array([HAND[b] for b in ("blue", "green", "red", "nir", "swir16", "swir22")])
-    assert indices.wet(_hand_ds("landsat8")).values[0, 0] == pytest.approx(-0.34005, abs=1e-6)
-    assert indices.wet(_hand_ds("landsat5")).values[0, 0] == pytest.approx(-0.50645, abs=1e-6)
+    assert indices.wet(params=IDX, ds=_hand_ds("landsat8")).values[0, 0] == pytest.approx(-0.34005, abs=1e-6)
+    assert indices.wet(params=IDX, ds=_hand_ds("landsat5")).values[0, 0] == pytest.approx(-0.50645, abs=1e-6)
     for sensor, coeffs in (
         ("landsat8", oli),
         ("landsat9", oli),
@@ -147,7 +149,7 @@ def test_wet_hand_computed_with_spec_coefficients():
         ("landsat7", etm),
     ):
         expected = np.tensordot(np.array(coeffs), bands, axes=1)
-        np.testing.assert_allclose(indices.wet(_hand_ds(sensor)).values, expected, atol=1e-6)
+        np.testing.assert_allclose(indices.wet(params=IDX, ds=_hand_ds(sensor)).values, expected, atol=1e-6)
 
 
 def test_wet_sentinel2_nedkov_band_mapping():
@@ -162,21 +164,21 @@ def test_wet_sentinel2_nedkov_band_mapping():
         attrs={"sensor": "sentinel2"},
     )
     expected = sum(nedkov[a] * values[a] for a in nedkov)
-    np.testing.assert_allclose(indices.wet(ds).values, expected, atol=1e-6)
+    np.testing.assert_allclose(indices.wet(params=IDX, ds=ds).values, expected, atol=1e-6)
     with pytest.raises(BandError, match="rededge1"):
-        indices.wet(ds.drop_vars("rededge1"))
+        indices.wet(params=IDX, ds=ds.drop_vars("rededge1"))
 
 
 def test_dask_input_stays_lazy_and_matches_numpy():
     eager = _hand_ds()
     lazy = _hand_ds(chunks=1)
-    for name, func in indices.INDEX_FUNCTIONS.items():
+    for name in indices.INDEX_FUNCTIONS:
         if name == "lst":
             continue
-        out = func(lazy)
+        out = indices.compute_index(name, lazy, IDX)
         assert out.chunks is not None, name
         assert out.dtype == np.float32, name
-        np.testing.assert_array_equal(out.values, func(eager).values)
+        np.testing.assert_array_equal(out.values, indices.compute_index(name, eager, IDX).values)
 
 
 def test_lst_kelvin_celsius_and_missing_thermal():
@@ -192,8 +194,8 @@ def test_lst_kelvin_celsius_and_missing_thermal():
 
 
 def test_required_bands_and_errors():
-    assert indices.required_bands("ndvi", "landsat8") == {"nir", "red"}
-    assert indices.required_bands("wet", "landsat5") == {
+    assert indices.required_bands("ndvi", "landsat8", IDX) == {"nir", "red"}
+    assert indices.required_bands("wet", "landsat5", IDX) == {
         "blue",
         "green",
         "red",
@@ -201,16 +203,16 @@ def test_required_bands_and_errors():
         "swir16",
         "swir22",
     }
-    assert {"coastal", "rededge3", "nir08", "nir09"} <= indices.required_bands("wet", "sentinel2")
-    assert "lwir" in indices.required_bands("rsei", "landsat8")
-    assert "lwir" not in indices.required_bands("rsei3", "sentinel2")
-    assert indices.required_bands("fvc", "sentinel2") == {"nir", "red", "green", "swir16"}  # + water mask
+    assert {"coastal", "rededge3", "nir08", "nir09"} <= indices.required_bands("wet", "sentinel2", IDX)
+    assert "lwir" in indices.required_bands("rsei", "landsat8", IDX)
+    assert "lwir" not in indices.required_bands("rsei3", "sentinel2", IDX)
+    assert indices.required_bands("fvc", "sentinel2", IDX) == {"nir", "red", "green", "swir16"}  # + water mask
     with pytest.raises(ConfigError, match="unknown index"):
-        indices.required_bands("foo", "landsat8")
+        indices.required_bands("foo", "landsat8", IDX)
     with pytest.raises(ConfigError, match="unknown sensor"):
-        indices.required_bands("ndvi", "modis")
+        indices.required_bands("ndvi", "modis", IDX)
     with pytest.raises(BandError, match="sensor"):
-        indices.wet(_hand_ds("spot"))
+        indices.wet(params=IDX, ds=_hand_ds("spot"))
     with pytest.raises(BandError, match="swir16"):
         indices.mndwi(_hand_ds().drop_vars("swir16"))
 
@@ -218,7 +220,7 @@ def test_required_bands_and_errors():
 def test_index_info_covers_registry_and_config_is_tagged():
     assert set(indices.INDEX_FUNCTIONS) == set(indices.INDEX_INFO)
     assert indices.INDEX_INFO["ndvi"].attrs()["valid_range"] == [-1.0, 1.0]
-    cfg = load_method_params("indices")
+    cfg = load_profile("indices")
     for s in cfg["tasseled_cap_wetness"]["sets"].values():
         assert s["tag"] and s["source"]
     assert cfg["tasseled_cap_wetness"]["sensor_sets"]["landsat9"] == "oli_baig2014"

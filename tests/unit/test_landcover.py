@@ -1,4 +1,4 @@
-"""Land-cover class table, product mappings and reclassification (eqi.landcover)."""
+"""Land-cover class table, product mappings and reclassification (eqi.science.landcover)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 import rasterio
 import xarray as xr
 
-from eqi import landcover as lc
 from eqi.errors import ConfigError, InputError
+from eqi.io import landcover_tables as tables
+from eqi.science import landcover as lc
 
 # documented source codes per product (methods spec §1.3)
 DOCUMENTED = {
@@ -24,11 +25,17 @@ DOCUMENTED = {
 HEX = re.compile(r"^#[0-9a-f]{6}$", re.IGNORECASE)
 
 
+def reclassify(da, mapping, level=1, nodata_out=0, **kw):
+    """The science function with the shipped class table and grassland split passed in."""
+    split = tables.load_fvc_split() if kw.get("fvc") is not None else None
+    return lc.reclassify(da, mapping, level, nodata_out, table=tables.load_class_table(), split=split, **kw)
+
+
 # ------------------------------------------------------------------ class table and mappings
 
 
 def test_class_table_has_cas_lucc_levels():
-    table = lc.load_class_table()
+    table = tables.load_class_table()
     assert table.codes(1) == (1, 2, 3, 4, 5, 6)
     level2 = table.codes(2)
     assert len(level2) == 25
@@ -58,8 +65,8 @@ def test_class_table_has_cas_lucc_levels():
 
 @pytest.mark.parametrize("product", sorted(DOCUMENTED))
 def test_mapping_covers_every_documented_code(product):
-    table = lc.load_class_table()
-    mapping = lc.load_mapping(product)
+    table = tables.load_class_table()
+    mapping = tables.load_mapping(product)
     assert set(mapping.codes) == DOCUMENTED[product]
     assert mapping.source and mapping.tag and mapping.mapping_tag == "[D]"
     for cls in mapping.classes:
@@ -76,23 +83,23 @@ def test_mapping_covers_every_documented_code(product):
 
 
 def test_product_specific_mapping_details():
-    assert lc.load_mapping("clcd").tag == "[U]"
-    assert all(c.tag == "[U]" for c in lc.load_mapping("clcd").classes)
-    esri = lc.load_mapping("esri-lulc")
+    assert tables.load_mapping("clcd").tag == "[U]"
+    assert all(c.tag == "[U]" for c in tables.load_mapping("clcd").classes)
+    esri = tables.load_mapping("esri-lulc")
     assert esri[10].to_nodata and esri.lookup(1)[10] == 0  # clouds → nodata
-    dw = lc.load_mapping("dynamic-world")
+    dw = tables.load_mapping("dynamic-world")
     assert dw.nodata is None and dw.lookup(1)[0] == 4  # label 0 is water, not nodata
-    wc = lc.load_mapping("esa-worldcover")
+    wc = tables.load_mapping("esa-worldcover")
     assert wc.lookup(2)[30] == 32 and wc.split_mask()[30] and not wc.split_mask()[100]
     assert wc.lookup(2)[100] == 33 and wc.lookup(1)[70] == 4
 
 
 def test_unknown_product_and_level_are_config_errors():
     with pytest.raises(ConfigError, match="unknown land-cover product"):
-        lc.load_mapping("modis")
+        tables.load_mapping("modis")
     da = xr.DataArray(np.array([[10]], dtype=np.uint8), dims=("y", "x"))
     with pytest.raises(ConfigError, match="level must be 1"):
-        lc.reclassify(da, lc.load_mapping("esa-worldcover"), level=3)
+        reclassify(da, tables.load_mapping("esa-worldcover"), level=3)
 
 
 # ------------------------------------------------------------------ real WorldCover tiles
@@ -123,8 +130,8 @@ def _expected_counts(src: np.ndarray, mapping: lc.ProductMapping, level: int) ->
 @pytest.mark.parametrize("level", [1, 2])
 def test_worldcover_counts_equal_source_counts_through_mapping(sample_data, year, level):
     da = _read_worldcover(sample_data, year)
-    mapping = lc.load_mapping("esa-worldcover")
-    out = lc.reclassify(da, mapping, level)
+    mapping = tables.load_mapping("esa-worldcover")
+    out = reclassify(da, mapping, level)
     assert out.dtype == np.uint8 and out.shape == da.shape
     assert lc.class_pixel_counts(out) == _expected_counts(da.values, mapping, level)
     mapped = np.isin(da.values, [c for c in mapping.codes if int(mapping.lookup(level)[c]) != 0])
@@ -134,8 +141,8 @@ def test_worldcover_counts_equal_source_counts_through_mapping(sample_data, year
 def test_worldcover_2021_exact_level_counts(sample_data):
     """Figures of the issue report; the source has no nodata pixels in this window."""
     da = _read_worldcover(sample_data, 2021)
-    mapping = lc.load_mapping("esa-worldcover")
-    assert lc.class_pixel_counts(lc.reclassify(da, mapping, 1)) == {
+    mapping = tables.load_mapping("esa-worldcover")
+    assert lc.class_pixel_counts(reclassify(da, mapping, 1)) == {
         1: 576,
         2: 1163953,
         3: 41862,
@@ -143,7 +150,7 @@ def test_worldcover_2021_exact_level_counts(sample_data):
         5: 120763,
         6: 572,
     }
-    assert lc.class_pixel_counts(lc.reclassify(da, mapping, 2)) == {
+    assert lc.class_pixel_counts(reclassify(da, mapping, 2)) == {
         12: 576,
         21: 1163944,
         22: 9,
@@ -157,26 +164,26 @@ def test_worldcover_2021_exact_level_counts(sample_data):
 
 def test_worldcover_dask_equals_numpy_and_stays_lazy(sample_data):
     da = _read_worldcover(sample_data, 2021)
-    mapping = lc.load_mapping("esa-worldcover")
-    lazy = lc.reclassify(da.chunk({"y": 512, "x": 512}), mapping, 2)
+    mapping = tables.load_mapping("esa-worldcover")
+    lazy = reclassify(da.chunk({"y": 512, "x": 512}), mapping, 2)
     assert isinstance(lazy.data, dsa.Array) and lazy.chunks == ((512, 512, 176),) * 2
-    np.testing.assert_array_equal(lazy.values, lc.reclassify(da, mapping, 2).values)
-    assert lc.class_pixel_counts(lazy) == lc.class_pixel_counts(lc.reclassify(da, mapping, 2))
+    np.testing.assert_array_equal(lazy.values, reclassify(da, mapping, 2).values)
+    assert lc.class_pixel_counts(lazy) == lc.class_pixel_counts(reclassify(da, mapping, 2))
 
 
 def test_worldcover_nodata_stays_nodata(sample_data):
     da = _read_worldcover(sample_data, 2021).copy()
     da.values[:100, :250] = 0
     da.values[-3:, :] = 0
-    mapping = lc.load_mapping("esa-worldcover")
+    mapping = tables.load_mapping("esa-worldcover")
     nodata = da.values == 0
     for level in (1, 2):
         with warnings.catch_warnings():
             warnings.simplefilter("error", lc.UnmappedCodeWarning)
-            out = lc.reclassify(da.chunk(300), mapping, level).values
+            out = reclassify(da.chunk(300), mapping, level).values
         np.testing.assert_array_equal(out == 0, nodata)
     assert lc.unmapped_codes(da, mapping) == {}
-    out255 = lc.reclassify(da, mapping, 1, nodata_out=255)
+    out255 = reclassify(da, mapping, 1, nodata_out=255)
     assert lc.class_pixel_counts(out255)[255] == nodata.sum()
 
 
@@ -186,31 +193,31 @@ def test_worldcover_nodata_stays_nodata(sample_data):
 def test_unmapped_codes_are_reported_and_set_to_nodata():
     codes = np.array([[10, 7, 7], [255, 80, 0]], dtype=np.uint8)
     da = xr.DataArray(codes, dims=("y", "x"))
-    mapping = lc.load_mapping("esa-worldcover")
+    mapping = tables.load_mapping("esa-worldcover")
     assert lc.unmapped_codes(da, mapping) == {7: 2, 255: 1}
     with pytest.warns(lc.UnmappedCodeWarning, match=r"\[7, 255\]"):
-        out = lc.reclassify(da, mapping, 2)
+        out = reclassify(da, mapping, 2)
     np.testing.assert_array_equal(out.values, [[21, 0, 0], [0, 43, 0]])
 
 
 def test_wide_integer_input_and_explicit_nodata():
     codes = np.array([[2, 10, 65535], [11, 300, 7]], dtype=np.uint16)
     da = xr.DataArray(codes, dims=("y", "x"))
-    esri = lc.load_mapping("esri-lulc")
+    esri = tables.load_mapping("esri-lulc")
     with pytest.warns(lc.UnmappedCodeWarning, match="300"):
-        out = lc.reclassify(da, esri, 1, source_nodata=65535)
+        out = reclassify(da, esri, 1, source_nodata=65535)
     np.testing.assert_array_equal(out.values, [[2, 0, 0], [3, 0, 5]])
     assert out.dtype == np.uint8
     assert lc.unmapped_codes(da, esri, source_nodata=65535) == {300: 1}
 
 
 def test_dynamic_world_water_is_not_nodata():
-    dw = lc.load_mapping("dynamic-world")
+    dw = tables.load_mapping("dynamic-world")
     labels = np.array([[0, 1, 8, 255]], dtype=np.uint8)
-    out = lc.reclassify(xr.DataArray(labels, dims=("y", "x")), dw, 2, source_nodata=255)
+    out = reclassify(xr.DataArray(labels, dims=("y", "x")), dw, 2, source_nodata=255)
     np.testing.assert_array_equal(out.values, [[43, 21, 44, 0]])
     with pytest.raises(InputError, match="also a class code"):
-        lc.reclassify(xr.DataArray(labels, dims=("y", "x"), attrs={"nodata": 0}), dw, 1)
+        reclassify(xr.DataArray(labels, dims=("y", "x"), attrs={"nodata": 0}), dw, 1)
 
 
 def test_fvc_split_of_grassland():
@@ -218,21 +225,21 @@ def test_fvc_split_of_grassland():
     fvc = np.array([[0.6, 0.5, 0.2, 0.1, 0.05, 0.04, np.nan, 0.01, 0.9]], dtype=np.float32)
     da = xr.DataArray(codes, dims=("y", "x"))
     fv = xr.DataArray(fvc, dims=("y", "x"))
-    wc = lc.load_mapping("esa-worldcover")
-    level2 = lc.reclassify(da, wc, 2, fvc=fv)
+    wc = tables.load_mapping("esa-worldcover")
+    level2 = reclassify(da, wc, 2, fvc=fv)
     # > 0.5 → 31; 0.2–0.5 → 32; 0.05–0.2 → 33; < 0.05 → 65; NaN → default 32; non-grass unchanged
     np.testing.assert_array_equal(level2.values, [[31, 32, 32, 33, 33, 65, 32, 21, 33]])
-    level1 = lc.reclassify(da.chunk({"x": 4}), wc, 1, fvc=fv.chunk({"x": 3}))
+    level1 = reclassify(da.chunk({"x": 4}), wc, 1, fvc=fv.chunk({"x": 3}))
     np.testing.assert_array_equal(level1.values, [[3, 3, 3, 3, 3, 6, 3, 2, 3]])
     assert level2.attrs["fvc_split"] == "yes"
     with pytest.raises(InputError, match="same grid"):
-        lc.reclassify(da, wc, 2, fvc=fv.isel(x=slice(0, 4)))
+        reclassify(da, wc, 2, fvc=fv.isel(x=slice(0, 4)))
 
 
 def test_float_codes_are_rejected_and_counts_skip_nodata():
-    wc = lc.load_mapping("esa-worldcover")
+    wc = tables.load_mapping("esa-worldcover")
     with pytest.raises(InputError, match="must be integers"):
-        lc.reclassify(xr.DataArray(np.array([[10.0]]), dims=("y", "x")), wc)
+        reclassify(xr.DataArray(np.array([[10.0]]), dims=("y", "x")), wc)
     da = xr.DataArray(np.array([[0, 0, 3], [3, 3, 9]], dtype=np.int16), dims=("y", "x"))
     assert lc.class_pixel_counts(da) == {0: 2, 3: 3, 9: 1}
     assert lc.class_pixel_counts(da.chunk(1), nodata=0) == {3: 3, 9: 1}

@@ -13,10 +13,11 @@ from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry
 from shapely.geometry import box
 
-from eqi import landcover
 from eqi.errors import InputError, NoScenesError
-from eqi.landcover_io import item_for_raster, load_reference, reference_items
-from eqi.sources.archive import write_archive
+from eqi.io import landcover_tables
+from eqi.io.catalog.archive import write_archive
+from eqi.io.landcover_reference import item_for_raster, load_reference, reference_items
+from eqi.science import landcover
 
 BBOX = (6.65, 0.29, 6.73, 0.37)  # inside the São Tomé window (lon 6.64–6.74, lat 0.28–0.38)
 MAP_2021 = "ESA_WorldCover_10m_2021_v200_N00E006_Map_crop.tif"
@@ -51,7 +52,8 @@ def test_file_json_and_catalog_agree(saotome: dict, tmp_path: Path) -> None:
 def test_reclassified_shares_match_the_product(saotome: dict) -> None:
     codes = _load(str(saotome["raster"]), saotome)
     national = landcover.reclassify(
-        xr.DataArray(codes, dims=("y", "x")), landcover.load_mapping("esa-worldcover"), level=1
+        xr.DataArray(codes, dims=("y", "x")), landcover_tables.load_mapping("esa-worldcover"), level=1,
+        table=landcover_tables.load_class_table(),
     ).values
     valid = national != 0
     forest = (national[valid] == 2).mean()

@@ -9,7 +9,7 @@ import numpy as np
 import odc.stac
 
 from bench import fixtures
-from eqi.load import group_items, independent_chunks, load_group
+from eqi.io.load import group_items, independent_chunks, load_group
 
 
 def test_load_group_gives_every_chunk_its_own_reader_task(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_planetary_computer_hrefs_are_signed_afresh_when_read() -> None:
     from planetary_computer.sas import TOKEN_CACHE
     from planetary_computer.settings import Settings
 
-    from eqi.load import _patch_url_for
+    from eqi.io.load import _patch_url_for
 
     asked: list[str] = []
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eqi.mask import buffer_bad, qa_pixel_clear, scl_clear
+from eqi.science.mask import buffer_bad, qa_pixel_clear, scl_clear
 
 # Real Landsat 8-9 C2 QA_PIXEL values (USGS product guide table): meaning -> value
 QA = {

@@ -12,10 +12,11 @@ from odc.geo.geobox import GeoBox
 from odc.geo.xr import wrap_xr
 from shapely.geometry import box
 
-from eqi.outputs.cog import write_cog
-from eqi.outputs.stac import AssetInfo, product_item, update_catalog, write_item_atomic
-from eqi.outputs.styles import categorical_qml, write_qml
-from eqi.tasks import TEMP_MARKER, TaskPaths, is_done, sha256_file, task_id
+from eqi.io.atomic import TEMP_MARKER, sha256_file
+from eqi.io.cog import write_cog
+from eqi.io.qml import categorical_qml, write_qml
+from eqi.io.stac import AssetInfo, product_item, update_catalog, write_item_atomic
+from eqi.pipeline.tasks import TaskPaths, is_done, task_id
 
 BBOX = [103.9, 30.5, 104.2, 30.8]
 

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import numpy as np
 import pytest
 import xarray as xr
 
-from eqi import rsei as R
 from eqi.errors import ConfigError, InputError, ThermalSourceError
+from eqi.resources import load_profile
+from eqi.science import rsei as _rsei
+
+P = load_profile("rsei")
+
+
+class _RseiWithProfile:
+    """The RSEI module with the shipped profile passed to every function that takes ``params``."""
+
+    def __getattr__(self, name):
+        obj = getattr(_rsei, name)
+        if not inspect.isfunction(obj):
+            return obj
+        names = inspect.signature(obj).parameters
+        defaults = {"params": P, "index_params": load_profile("indices")}
+        return functools.partial(obj, **{k: v for k, v in defaults.items() if k in names})
+
+
+R = _RseiWithProfile()
 
 
 def _scene(seed: int = 0, shape=(60, 50), noise: float = 0.02, greenness=None):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from eqi.errors import SourceError
-from eqi.sources.stac_api import StacApiCatalog, make_retry
+from eqi.io.catalog.stac_api import StacApiCatalog, make_retry
 
 S2_ID = "S2A_13TDE_20231008_0_L2A"
 LANDSAT_ID = "LC08_L2SP_033032_20231008_02_T1"

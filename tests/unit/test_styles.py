@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from eqi.outputs.styles import (
+from eqi.io.atomic import TEMP_MARKER
+from eqi.io.qml import (
     categorical_qml,
     colormap_from_classes,
     continuous_qml,
@@ -17,7 +18,6 @@ from eqi.outputs.styles import (
     ramp,
     write_qml,
 )
-from eqi.tasks import TEMP_MARKER
 
 CLASSES = [(1, "#1A9641", "forest 林地"), (2, "#ffffbf", "grassland"), (5, "#2c7bb6", "water")]
 

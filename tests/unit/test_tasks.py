@@ -12,22 +12,19 @@ from pathlib import Path
 import pytest
 
 from eqi.errors import ConfigError, LockHeldError
-from eqi.tasks import (
+from eqi.io.atomic import (
     TEMP_MARKER,
-    RunLock,
-    TaskPaths,
     atomic_path,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
-    check_done,
     clean_stale_temps,
-    is_done,
     scratch_dir,
     sha256_file,
-    task_id,
     temp_name,
 )
+from eqi.pipeline.lock import RunLock
+from eqi.pipeline.tasks import TaskPaths, check_done, is_done, task_id
 
 PARAMS = {
     "products": ["ndvi", "rsei"],
@@ -50,7 +47,7 @@ def test_task_id_is_stable_across_processes_and_key_order() -> None:
     assert task_id("成都市", 2020, reordered) == tid
     # another interpreter with another hash seed computes the same id
     code = (
-        "import json,sys; from eqi.tasks import task_id; "
+        "import json,sys; from eqi.pipeline.tasks import task_id; "
         "print(task_id('成都市', 2020, json.loads(sys.argv[1])))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONIOENCODING": "utf-8"}
@@ -214,7 +211,7 @@ def test_scratch_dir_is_removed_even_on_error(tmp_path: Path) -> None:
 
 _HOLDER = """
 import sys, time
-from eqi.tasks import RunLock
+from eqi.pipeline.lock import RunLock
 lock = RunLock(sys.argv[1]).acquire()
 print("locked", flush=True)
 time.sleep(60)
@@ -262,7 +259,7 @@ def test_lock_is_released_on_exit_and_exclusive_within_a_process(tmp_path: Path)
 
 
 def test_temp_names_keep_the_suffix_and_are_cleaned(tmp_path) -> None:
-    from eqi.tasks import clean_stale_temps, temp_name
+    from eqi.io.atomic import clean_stale_temps, temp_name
 
     tmp = temp_name(tmp_path / "wenjiang.gpkg")
     assert tmp.suffix == ".gpkg" and tmp.name.startswith(".wenjiang.gpkg.eqi-tmp-")

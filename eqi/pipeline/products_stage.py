@@ -1,7 +1,7 @@
 """Product stage of the annual run: from an in-memory composite to named product arrays.
 
-Pure composition of :mod:`eqi.indices`, :mod:`eqi.fvc`, :mod:`eqi.rsei`, :mod:`eqi.landcover` and
-:mod:`eqi.classify`; the only I/O is reading a land-cover reference raster onto the grid
+Pure composition of :mod:`eqi.science.indices`, :mod:`eqi.science.fvc`, :mod:`eqi.science.rsei`, :mod:`eqi.science.landcover` and
+:mod:`eqi.science.classify`; the only I/O is reading a land-cover reference raster onto the grid
 (:func:`read_reference`).
 """
 
@@ -15,14 +15,17 @@ import numpy as np
 import pystac
 import xarray as xr
 
-from eqi import classify, fvc, indices, landcover, landcover_io, rsei
 from eqi.config import RunConfig
 from eqi.errors import ConfigError, InputError
-from eqi.load import ItemGroup
+from eqi.io import landcover_reference as landcover_io
+from eqi.io import landcover_tables
+from eqi.io.atomic import atomic_write_json, atomic_write_text
+from eqi.io.load import ItemGroup
+from eqi.params import Param, Profile
 from eqi.products import COMPOSITE_BANDS, PRODUCTS, bands_for
-from eqi.resources import load_method_params
+from eqi.resources import load_profile
+from eqi.science import classify, fvc, indices, landcover, rsei
 from eqi.sensors import ALIASES, identify_sensor
-from eqi.tasks import atomic_write_json, atomic_write_text
 
 __all__ = [
     "bands_needed",
@@ -51,7 +54,7 @@ def bands_needed(
         for sensor in sensors:
             if sensor == "sentinel2" and has_landsat and heat != "landsat-lst":
                 continue
-            for band in sorted(indices.required_bands("wet", sensor)):
+            for band in sorted(indices.required_bands("wet", sensor, load_profile("indices"))):
                 if band not in bands:
                     bands.append(band)
     return bands
@@ -77,19 +80,19 @@ def landsat_bands(bands: Sequence[str]) -> list[str]:
 
 
 def _index(name: str, ds: xr.Dataset) -> xr.DataArray:
-    return indices.INDEX_FUNCTIONS[name](ds)
+    return indices.compute_index(name, ds, load_profile("indices"))
 
 
 def _classes_level(level: int) -> list[tuple[int, str, str]]:
-    table = landcover.load_class_table()
+    table = landcover_tables.load_class_table()
     return [(c.code, c.color, f"{c.name_zh} {c.name_en}") for c in table.of_level(level)]
 
 
 def rsei_grade_classes() -> list[tuple[int, str, str]]:
     """RSEI grade classes (value, colour, "zh en" label) from the profile's grade table."""
-    from eqi.outputs.styles import ramp
+    from eqi.io.qml import ramp
 
-    classes = load_method_params("rsei")["grading"]["classes"]
+    classes = load_profile("rsei")["grading"]["classes"]
     colours = ramp("rsei", 1, len(classes))
     return [
         (int(c["value"]), colour, f"{c['zh']} {c['en']}")
@@ -97,15 +100,13 @@ def rsei_grade_classes() -> list[tuple[int, str, str]]:
     ]
 
 
-def rsei_params(config: RunConfig) -> dict[str, Any]:
+def rsei_params(config: RunConfig) -> Profile:
     """The RSEI method profile with the run's overrides applied (recorded in the metadata)."""
-    params = dict(load_method_params("rsei"))
+    params = load_profile("rsei")
     if config.rsei.min_observations is not None:
-        params["min_observations"] = {
-            "value": config.rsei.min_observations,
-            "tag": "[D]",
-            "source": "run configuration override (rsei.min_observations)",
-        }
+        params = params.with_overrides({"min_observations": Param(
+            config.rsei.min_observations, "[D]", "run configuration override (rsei.min_observations)"
+        )})
     return params
 
 
@@ -154,7 +155,7 @@ def compute_products(
             out[name] = (index(name), None)
         elif name == "fvc":
             water = rsei.profile_water_mask(index("mndwi"), rsei_params(config))
-            result, bounds = fvc.fvc(index("ndvi"), water)
+            result, bounds = fvc.fvc(index("ndvi"), water, params=load_profile("fvc"))
             out[name] = (result.where(inside), None)
             meta["method"]["fvc"] = bounds.to_metadata()
         elif name in ("rsei", "rsei_grade"):
@@ -203,13 +204,13 @@ def _landcover(comp, config: RunConfig, task, index, inside, season_composite=No
             "(e.g. an ESA WorldCover tile) and landcover.mode (reclassify or classify)"
         )
     reference_spec = opts.reference.replace("{year}", str(task.year))
-    mapping = landcover.load_mapping(opts.product)
+    mapping = landcover_tables.load_mapping(opts.product)
     items = landcover_io.reference_items(
         reference_spec, year=task.year, bbox=tuple(task.region.geometry.bounds),
         collection=opts.collection, asset=opts.asset,
     )
     reference = landcover_io.load_reference(items, comp.odc.geobox, opts.asset)
-    national = landcover.reclassify(reference, mapping, level=opts.level).where(inside, 0).astype("uint8")
+    national = landcover.reclassify(reference, mapping, level=opts.level, table=landcover_tables.load_class_table()).where(inside, 0).astype("uint8")
     classes = _classes_level(opts.level)
     meta: dict[str, Any] = {
         "mode": opts.mode,

@@ -75,7 +75,7 @@ def reference_items(
     asset: str,
 ) -> list[pystac.Item]:
     """Items of a land-cover reference that intersect ``bbox`` (lon/lat)."""
-    from eqi.sources import load_items, open_catalog
+    from eqi.io.catalog import load_items, open_catalog
 
     path = Path(reference)
     if "://" in reference or path.suffix == ".parquet":

@@ -4,7 +4,7 @@ Items from different catalogs name their assets differently (``B04``, ``red``, `
 :func:`normalise_item` renames them to eqi's sensor-neutral aliases so one load call serves all.
 Items are grouped by sensor and scaling (:func:`group_items`): a group shares band names,
 scale/offset and mask scheme, and is loaded as one Dataset whose values stay integer DN until the
-composite stage converts them (see :mod:`eqi.composite`).
+composite stage converts them (see :mod:`eqi.science.composite`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from odc.geo.geobox import GeoBox
 
 from eqi.errors import BandError
+from eqi.io.catalog.base import item_interval
 from eqi.sensors import ItemBands, SensorSpec, identify_sensor, resolve_item
-from eqi.sources.base import item_interval
 
 __all__ = ["ItemGroup", "group_items", "normalise_item", "load_group", "configure_gdal", "GDAL_OPTIONS"]
 

@@ -19,13 +19,14 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 from odc.geo.xr import xr_coords
 
-from eqi import rsei
 from eqi.config import RunConfig, config_hash
 from eqi.errors import InputError
-from eqi.outputs.stac import AssetInfo, product_item, write_item_atomic
+from eqi.io.atomic import atomic_write_json
+from eqi.io.stac import AssetInfo, product_item, write_item_atomic
+from eqi.pipeline.products_stage import rsei_params
+from eqi.pipeline.tasks import TaskPaths, check_done, params_hash
 from eqi.resources import method_profiles
-from eqi.tasks import TaskPaths, atomic_write_json, check_done, params_hash
-from workflows.products import rsei_params
+from eqi.science import rsei
 
 __all__ = ["POOLED_INPUTS", "PooledPaths", "run_pooled"]
 
@@ -34,7 +35,7 @@ POOLED_INPUTS = ("ndvi", "wet", "lst", "ndbsi", "mndwi", "count")
 
 @dataclass(frozen=True)
 class PooledPaths:
-    """Output paths of a region's pooled RSEI (same interface as :class:`eqi.tasks.TaskPaths`)."""
+    """Output paths of a region's pooled RSEI (same interface as :class:`eqi.pipeline.tasks.TaskPaths`)."""
 
     out_root: Path
     region: str

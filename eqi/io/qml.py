@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from eqi.tasks import atomic_write_text
+from eqi.io.atomic import atomic_write_text
 
 __all__ = [
     "ClassEntry",

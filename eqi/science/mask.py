@@ -7,10 +7,12 @@ nodata (QA_PIXEL fill bit, SCL class 0) is always bad.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
+    "MaskRules",
     "QA_PIXEL_BITS",
     "SCL_CLASSES",
     "DEFAULT_QA_BAD",
@@ -50,6 +52,15 @@ SCL_CLASSES: dict[int, str] = {
 
 DEFAULT_QA_BAD: tuple[str, ...] = ("dilated_cloud", "cirrus", "cloud", "cloud_shadow", "snow")
 DEFAULT_SCL_BAD: tuple[int, ...] = (1, 3, 8, 9, 10, 11)
+
+
+@dataclass(frozen=True)
+class MaskRules:
+    """Which observations count as not usable: QA_PIXEL flags, SCL classes, a buffer in pixels."""
+
+    qa_pixel_bad: tuple[str, ...] = DEFAULT_QA_BAD
+    scl_bad: tuple[int, ...] = DEFAULT_SCL_BAD
+    buffer_px: int = 0
 
 
 def qa_pixel_clear(qa: np.ndarray, bad_flags: Iterable[str] = DEFAULT_QA_BAD) -> np.ndarray:

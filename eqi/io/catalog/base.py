@@ -1,9 +1,9 @@
 """One interface for every scene catalog, and saving the items a run used.
 
 A :class:`Catalog` answers ``search(bbox=..., datetime=..., collections=...)`` with pystac Items
-sorted by datetime then id, whether it is a remote STAC API (:mod:`eqi.sources.stac_api`) or a
-local stac-geoparquet archive (:mod:`eqi.sources.archive`).  :func:`open_catalog` picks the
-implementation from the source string.  :func:`save_items` / :func:`load_items` keep the items of
+sorted by datetime then id, whether it is a remote STAC API (:mod:`eqi.io.catalog.stac_api`) or a
+local stac-geoparquet archive (:mod:`eqi.io.catalog.archive`); :func:`eqi.io.catalog.open_catalog`
+picks the implementation from the source string.  :func:`save_items` / :func:`load_items` keep the items of
 a run next to its outputs so reruns do not depend on the API.
 """
 
@@ -13,17 +13,16 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import pystac
 
 from eqi.errors import ConfigError, InputError
-from eqi.tasks import atomic_write_text
+from eqi.io.atomic import atomic_write_text
 
 __all__ = [
     "BBox",
     "Catalog",
-    "open_catalog",
     "save_items",
     "load_items",
     "sort_items",
@@ -52,28 +51,6 @@ class Catalog(Protocol):
         ("2022-06-01/2022-09-30", ends inclusive) in ``collections``, sorted by datetime then id;
         at most ``limit`` items.  No match gives an empty list (the caller decides)."""
         ...
-
-
-def open_catalog(source: str | Path, **options: Any) -> Catalog:
-    """Open a catalog: an http(s) URL -> STAC API; a ``.parquet`` file -> local archive.
-
-    ``options`` configure a STAC API (``retries``, ``backoff_factor``, ``timeout``, ``headers``,
-    ``modifier``...; see :class:`~eqi.sources.stac_api.StacApiCatalog`); an archive ignores them.
-    """
-    text = str(source)
-    if text.startswith(("http://", "https://")):
-        from eqi.sources.stac_api import StacApiCatalog
-
-        return StacApiCatalog(text, **options)
-    path = Path(source).expanduser()
-    if path.suffix.lower() in {".parquet", ".geoparquet"}:
-        from eqi.sources.archive import ArchiveCatalog
-
-        return ArchiveCatalog(path)
-    raise ConfigError(
-        f"source '{text}' is neither a STAC API URL (http:// or https://) nor a stac-geoparquet "
-        "archive (.parquet); build an archive with: eqi archive index DIR... --out FILE.parquet"
-    )
 
 
 def check_bbox(bbox: Sequence[float]) -> BBox:

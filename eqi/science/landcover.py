@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterator
+from collections.abc import Mapping as AnyMapping
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any, Literal
 
 import dask
@@ -25,7 +26,6 @@ import numpy as np
 import xarray as xr
 
 from eqi.errors import ConfigError, InputError
-from eqi.resources import config_dir, load_method_params, load_yaml
 
 __all__ = [
     "PRODUCTS",
@@ -36,9 +36,9 @@ __all__ = [
     "Mapping",
     "FvcSplit",
     "UnmappedCodeWarning",
-    "load_class_table",
-    "load_mapping",
-    "load_fvc_split",
+    "class_table_from_data",
+    "mapping_from_data",
+    "fvc_split_from_profile",
     "reclassify",
     "unmapped_codes",
     "class_pixel_counts",
@@ -154,7 +154,7 @@ def _check_level(level: object) -> None:
 
 
 def _make_class(entry: Any, level: int, where: str) -> LandCoverClass:
-    if not isinstance(entry, dict):
+    if not isinstance(entry, AnyMapping):
         raise ConfigError(f"{where}: each class must be a mapping, got {entry!r}")
     try:
         cls = LandCoverClass(
@@ -175,16 +175,12 @@ def _make_class(entry: Any, level: int, where: str) -> LandCoverClass:
     return cls
 
 
-@cache
-def load_class_table() -> ClassTable:
-    """Load the national class table from ``configs/landcover/national_classes.yaml``.
+def class_table_from_data(data: AnyMapping[str, Any], where: str) -> ClassTable:
+    """The national class table from its parsed YAML (``configs/landcover/national_classes.yaml``).
 
-    Raises :class:`~eqi.errors.ConfigError` when the file is missing or inconsistent
-    (duplicate codes, bad colours, a 二级 class whose parent is not a 一级 code).
+    Raises :class:`~eqi.errors.ConfigError` when it is inconsistent (duplicate codes, bad colours,
+    a 二级 class whose parent is not a 一级 code); ``where`` names the file in messages.
     """
-    path = config_dir() / "landcover" / "national_classes.yaml"
-    data = load_yaml(path)
-    where = str(path)
     try:
         nodata = _make_class(data["nodata"], 0, where)
         level1 = [_make_class(e, 1, where) for e in data["level1"]]
@@ -297,25 +293,18 @@ class ProductMapping:
 Mapping = ProductMapping
 
 
-@cache
-def load_mapping(product: str) -> ProductMapping:
-    """Load the mapping of ``product`` (``esa-worldcover``, ``esri-lulc``, ``dynamic-world``, ``clcd``).
+def mapping_from_data(
+    product: str, data: AnyMapping[str, Any], table: ClassTable, where: str
+) -> ProductMapping:
+    """The mapping of ``product`` from its parsed YAML (``configs/landcover/mappings/``).
 
     Every target code is checked against the class table and every 一级 target against the parent
     of its 二级 default; :class:`~eqi.errors.ConfigError` names the offending entry.
     """
-    if product not in PRODUCTS:
-        raise ConfigError(
-            f"unknown land-cover product '{product}'; choose one of {sorted(PRODUCTS)}"
-        )
-    path = config_dir() / "landcover" / "mappings" / f"{PRODUCTS[product]}.yaml"
-    data = load_yaml(path)
-    table = load_class_table()
-    where = str(path)
     if data.get("product") != product:
         raise ConfigError(f"{where}: 'product' must be '{product}', got {data.get('product')!r}")
     raw = data.get("classes")
-    if not isinstance(raw, dict) or not raw:
+    if not isinstance(raw, AnyMapping) or not raw:
         raise ConfigError(f"{where}: needs a non-empty 'classes' mapping of source code → target")
     classes = []
     for code, entry in raw.items():
@@ -336,7 +325,7 @@ def load_mapping(product: str) -> ProductMapping:
 
 
 def _make_source_class(code: Any, entry: Any, table: ClassTable, where: str) -> SourceClass:
-    if not isinstance(code, int) or not 0 <= code < _LUT_SIZE or not isinstance(entry, dict):
+    if not isinstance(code, int) or not 0 <= code < _LUT_SIZE or not isinstance(entry, AnyMapping):
         raise ConfigError(f"{where}: class key {code!r} must be an integer 0..255 with a mapping")
     l1, l2 = entry.get("level1"), entry.get("level2")
     if (l1 is None) != (l2 is None):
@@ -398,10 +387,10 @@ class FvcSplit:
         return out.astype(np.uint8)
 
 
-def load_fvc_split() -> FvcSplit:
-    """Grassland FVC thresholds of the ``landcover`` method profile."""
-    params = load_method_params("landcover").get("grassland_fvc_split")
-    if not isinstance(params, dict):
+def fvc_split_from_profile(profile: AnyMapping[str, Any], table: ClassTable) -> FvcSplit:
+    """Grassland FVC thresholds of the ``landcover`` method profile, checked against ``table``."""
+    params = profile.get("grassland_fvc_split")
+    if not isinstance(params, AnyMapping):
         raise ConfigError("configs/methods/landcover.yaml lacks the 'grassland_fvc_split' section")
     try:
         split = FvcSplit(
@@ -423,7 +412,6 @@ def load_fvc_split() -> FvcSplit:
             "configs/methods/landcover.yaml grassland_fvc_split: need 0 ≤ low_min < medium_min "
             f"< high_min ≤ 1, got {split.low_min}, {split.medium_min}, {split.high_min}"
         )
-    table = load_class_table()
     for code in (split.high_code, split.medium_code, split.low_code, split.below_low_code):
         if code not in table.codes(2):
             raise ConfigError(f"configs/methods/landcover.yaml: {code} is not a 二级 class code")
@@ -509,7 +497,9 @@ def reclassify(
     level: Level = 1,
     nodata_out: int = 0,
     *,
+    table: ClassTable,
     fvc: xr.DataArray | None = None,
+    split: FvcSplit | None = None,
     source_nodata: int | None = None,
 ) -> xr.DataArray:
     """Reclassify product class codes into the national classes (uint8, lazy on Dask).
@@ -519,7 +509,9 @@ def reclassify(
     da
         Integer class codes of ``mapping.product`` (any dims; NumPy- or Dask-backed).
     mapping
-        From :func:`load_mapping`.
+        From :func:`mapping_from_data` (``eqi.io.landcover_tables.load_mapping``).
+    table
+        The national class table (:func:`class_table_from_data`).
     level
         1 (一级, codes 1–6) or 2 (二级, codes 11–67).
     nodata_out
@@ -528,7 +520,7 @@ def reclassify(
     fvc
         Optional growing-season fractional vegetation cover (0–1, same grid) that splits grass
         classes into 31/32/33 (FVC below the low threshold → 65 / 一级 6); thresholds from
-        ``configs/methods/landcover.yaml``.  NaN FVC keeps the mapping's default.
+        ``split`` (:func:`fvc_split_from_profile`).  NaN FVC keeps the mapping's default.
     source_nodata
         Nodata code of the input; default: the product's documented nodata and ``da.attrs``
         ``nodata``/``_FillValue``.
@@ -544,7 +536,6 @@ def reclassify(
             f"land-cover codes must be integers, got dtype {da.dtype}; load the {mapping.product} "
             "layer as uint8 with its nodata value (not as float)"
         )
-    table = load_class_table()
     if not 0 <= nodata_out < _LUT_SIZE or nodata_out in table:
         raise ConfigError(f"nodata_out={nodata_out} must be 0..255 and not a national class code")
     nodata_codes = _source_nodata_codes(da, mapping, source_nodata)
@@ -555,13 +546,14 @@ def reclassify(
     known[small] = True
     extra = np.asarray([c for c in nodata_codes if not 0 <= c < _LUT_SIZE], dtype=np.int64)
 
-    split = split_mask = parent = None
+    split_mask = parent = None
     args = [da]
     if fvc is not None:
         _check_same_grid(da, fvc)
         if not np.issubdtype(fvc.dtype, np.floating):
             raise InputError(f"fvc must be a float array (0–1), got dtype {fvc.dtype}")
-        split = load_fvc_split()
+        if split is None:
+            raise ConfigError("reclassify with fvc needs the grassland FVC split (fvc_split_from_profile)")
         split_mask = mapping.split_mask("grassland_fvc")
         parent = table.parent_lookup() if level == 1 else None
         args.append(fvc)
@@ -575,7 +567,7 @@ def reclassify(
             "extra_nodata": extra,
             "nodata_out": nodata_out,
             "split_mask": split_mask,
-            "split": split,
+            "split": split if fvc is not None else None,
             "parent": parent,
             "product": mapping.product,
         },

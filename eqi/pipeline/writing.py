@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from eqi.outputs.cog import write_cog
-from eqi.outputs.styles import (
+from eqi.io.cog import write_cog
+from eqi.io.qml import (
     categorical_qml,
     colormap_from_classes,
     continuous_qml,
@@ -18,9 +18,9 @@ from eqi.outputs.styles import (
     ramp,
     write_qml,
 )
+from eqi.pipeline.products_stage import rsei_grade_classes
 from eqi.products import PRODUCTS, ProductSpec
 from eqi.sensors import ALIASES
-from workflows.products import rsei_grade_classes
 
 __all__ = ["spec_for", "write_product"]
 

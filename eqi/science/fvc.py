@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from eqi.errors import ConfigError, InputError
-from eqi.resources import load_method_params, param_value
+from eqi.params import param_value
 
 __all__ = ["FvcBounds", "fvc_bounds", "fvc"]
 
@@ -88,7 +88,9 @@ def fvc_bounds(
     params
         Parameter profile; default ``configs/methods/fvc.yaml``.
     """
-    p = load_method_params("fvc") if params is None else params
+    if params is None:
+        raise TypeError("pass the 'fvc' method profile (eqi.resources.load_profile('fvc'))")
+    p = params
     method = method or p["method"]
     fixed_soil, fixed_veg = _value(p, "ndvi_soil_fixed"), _value(p, "ndvi_veg_fixed")
     if method == "fixed":

@@ -43,8 +43,8 @@ from shapely.geometry import box, mapping, shape
 from shapely.geometry.polygon import orient
 
 from eqi.errors import BandError, InputError
-from eqi.sensors import SENSORS, BandSpec, SensorSpec, identify_sensor
-from eqi.sources.base import (
+from eqi.io.atomic import atomic_path
+from eqi.io.catalog.base import (
     BBox,
     check_bbox,
     check_collections_arg,
@@ -52,8 +52,8 @@ from eqi.sources.base import (
     parse_interval,
     sort_items,
 )
-from eqi.sources.mtl import LandsatMtl, read_mtl
-from eqi.tasks import atomic_path
+from eqi.io.catalog.mtl import LandsatMtl, read_mtl
+from eqi.sensors import SENSORS, BandSpec, SensorSpec, identify_sensor
 
 __all__ = [
     "ArchiveCatalog",
@@ -611,7 +611,7 @@ def _query_area(bbox: BBox) -> Any:
 
 
 class ArchiveCatalog:
-    """A local stac-geoparquet archive searched in-process (see :class:`~eqi.sources.base.Catalog`)."""
+    """A local stac-geoparquet archive searched in-process (see :class:`~eqi.io.catalog.base.Catalog`)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()

@@ -31,9 +31,9 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
-from eqi import indices
 from eqi.errors import ConfigError, InputError, ThermalSourceError
-from eqi.resources import load_method_params, param_value
+from eqi.params import param_value
+from eqi.science import indices
 
 __all__ = [
     "VARIANTS",
@@ -67,7 +67,9 @@ _ROW_BLOCK = 1024  # rows per step when locating sampled pixels (bounds temporar
 
 
 def _params(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return load_method_params("rsei") if params is None else params
+    if params is None:
+        raise TypeError("pass the 'rsei' method profile (eqi.resources.load_profile('rsei'))")
+    return params
 
 
 # ------------------------------------------------------------------------------------ components
@@ -162,7 +164,7 @@ def build_components(
     Parameters
     ----------
     ds
-        Composite with band aliases and ``attrs["sensor"]`` (see :mod:`eqi.indices`).
+        Composite with band aliases and ``attrs["sensor"]`` (see :mod:`eqi.science.indices`).
     variant
         ``"rsei"`` (default from ``rsei.yaml``) or ``"rsei3"`` (NDVI, WET, NDBSI; explicit only).
     lst

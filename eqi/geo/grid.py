@@ -8,34 +8,12 @@ from __future__ import annotations
 
 from odc.geo import geom
 from odc.geo.geobox import GeoBox
-from pyproj import CRS
-from pyproj.exceptions import CRSError
 from shapely.geometry.base import BaseGeometry
 
-from eqi.errors import AOIError, ConfigError
+from eqi.errors import AOIError
+from eqi.geo.crs import parse_crs
 
-__all__ = ["region_geobox", "parse_crs"]
-
-
-def parse_crs(crs: str) -> CRS:
-    """Parse a projected CRS (EPSG code, WKT, PROJ string or ``albers-china``) in metres.
-
-    Raises :class:`ConfigError` for an unknown or a geographic (degrees) CRS.
-    """
-    from eqi.config import CRS_ALIASES
-
-    try:
-        parsed = CRS.from_user_input(CRS_ALIASES.get(crs, crs))
-    except CRSError:
-        raise ConfigError(
-            f"unknown CRS '{crs}': use an EPSG code such as EPSG:32648, a PROJ string, "
-            "or 'albers-china'"
-        ) from None
-    if parsed.is_geographic:
-        raise ConfigError(
-            f"CRS '{crs}' is geographic (degrees); give a projected CRS in metres, e.g. albers-china"
-        )
-    return parsed
+__all__ = ["region_geobox"]
 
 
 def region_geobox(geometry_wgs84: BaseGeometry, crs: str, resolution: float) -> GeoBox:

@@ -4,7 +4,7 @@
 extensions (grid, nodata, statistics, size and sha256 of every asset) and carries provenance
 properties (``eqi:task_id``, input scene ids, method profile, config hash, ``eqi:simulated``).
 It is written last and atomically, so its presence with matching assets means the task is done
-(:func:`eqi.tasks.is_done`).  ``OUT/catalog.json`` links every item present, by relative href.
+(:func:`eqi.pipeline.tasks.is_done`).  ``OUT/catalog.json`` links every item present, by relative href.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Statistics
 
-from eqi.tasks import atomic_write_json, sha256_file
+from eqi.io.atomic import atomic_write_json, sha256_file
 
 __all__ = [
     "AssetInfo",
@@ -143,7 +143,7 @@ def product_item(
     Parameters
     ----------
     task_id
-        Deterministic task id (:func:`eqi.tasks.task_id`); the item id and ``eqi:task_id``.
+        Deterministic task id (:func:`eqi.pipeline.tasks.task_id`); the item id and ``eqi:task_id``.
     region_name, year
         Stored as ``eqi:region`` / ``eqi:year``; the time range is the calendar year unless
         ``properties`` give ``start_datetime`` / ``end_datetime`` (ISO 8601 strings).

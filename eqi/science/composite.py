@@ -1,7 +1,7 @@
 """Seasonal composites: per-pixel median (and percentiles) of clear observations, per spatial block.
 
-Input: loaded groups (integer DN, ``time=1`` chunks) from :mod:`eqi.load`.  Each date's DN is
-masked (not usable -> nodata) chunk by chunk, and the dates of all groups are concatenated.  A
+Input: :class:`CompositeInputs`, masked integer DN stacks (one chunk per date) built by
+:mod:`eqi.pipeline.stack` from the loaded scenes.  A
 block function receives the list of a spatial block's date chunks (no concatenated copy), scales
 them (DN x scale + offset, per date, so sensors and processing baselines can be mixed) and
 reduces them in row strips.  Working memory is therefore bounded by one spatial block's time
@@ -19,10 +19,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from eqi.load import ItemGroup
-from eqi.mask import qa_pixel_clear, scl_clear
-
-__all__ = ["CompositeInputs", "prepare_inputs", "composite", "nan_quantiles"]
+__all__ = ["CompositeInputs", "composite", "nan_quantiles"]
 
 _STRIP_ROWS = 32  # rows per strip inside a block: bounds the float working set
 
@@ -75,88 +72,6 @@ class CompositeInputs:
     times: np.ndarray
     item_ids: list[str]
     sensors: list[str]
-
-
-def _masked(dn: np.ndarray, ok: np.ndarray, *, nodata: int) -> np.ndarray:
-    """DN where the observation is usable, ``nodata`` elsewhere (same dtype)."""
-    return np.where(ok, dn, np.asarray(nodata, dtype=dn.dtype))
-
-
-def prepare_inputs(
-    groups: Sequence[ItemGroup],
-    loaded: Sequence[xr.Dataset],
-    bands: Sequence[str],
-    *,
-    qa_bad: Sequence[str],
-    scl_bad: Sequence[int],
-    buffer_px: int = 0,
-) -> CompositeInputs:
-    """Build lazy masked DN stacks across groups (sensors) for ``bands``.
-
-    A slice is usable where the mask says clear and every reflective band requested is present
-    (not nodata); elsewhere each band's DN is set to its nodata value.  Thermal (``lwir``) adds
-    its own nodata on top, so an L2SR scene still contributes reflectance.
-    """
-    # a band no sensor of the run has (lwir in a Sentinel-2-only run) is left out, not all-NaN
-    bands = [b for b in bands if any(b in g.bands for g in groups)]
-    dn: dict[str, list[da.Array]] = {b: [] for b in bands}
-    scale: dict[str, list[np.ndarray]] = {b: [] for b in bands}
-    offset: dict[str, list[np.ndarray]] = {b: [] for b in bands}
-    nodata: dict[str, list[np.ndarray]] = {b: [] for b in bands}
-    times, item_ids, sensors = [], [], []
-    for group, ds in zip(groups, loaded, strict=True):
-        nt = ds.sizes["time"]
-        data = {name: ds[name].data for name in ds.data_vars}
-        if group.has_mask:
-            valid = data[group.mask_alias].map_blocks(
-                qa_pixel_clear if group.sensor.mask_kind == "qa_pixel" else scl_clear,
-                tuple(qa_bad) if group.sensor.mask_kind == "qa_pixel" else tuple(scl_bad),
-                dtype=bool,
-            )
-        else:
-            valid = da.ones(data[group.bands[0]].shape, chunks=data[group.bands[0]].chunks, dtype=bool)
-        if buffer_px > 0:
-            from eqi.mask import buffer_bad
-
-            valid = valid.map_overlap(
-                buffer_bad, depth=(0, buffer_px, buffer_px), radius_px=buffer_px, dtype=bool
-            )
-        for band in group.bands:
-            if band != "lwir" and band in bands:
-                valid = valid & (data[band] != group.nodata[band])
-        template = data[group.bands[0]]
-        for band in bands:
-            if band in group.bands:
-                masked = da.map_blocks(
-                    _masked, data[band].astype(np.uint16, copy=False), valid,
-                    nodata=int(group.nodata[band]), dtype=np.uint16,
-                )
-                dn[band].append(masked)
-                scale[band].append(np.full(nt, group.scale[band]))
-                offset[band].append(np.full(nt, group.offset[band]))
-                nodata[band].append(np.full(nt, group.nodata[band]))
-            else:  # band absent for this sensor (e.g. lwir on Sentinel-2): all nodata
-                dn[band].append(da.zeros(template.shape, chunks=template.chunks, dtype=np.uint16))
-                scale[band].append(np.ones(nt))
-                offset[band].append(np.zeros(nt))
-                nodata[band].append(np.zeros(nt))
-        times.extend(ds["time"].values.tolist())
-        item_ids.extend(i.id for i in group.items)
-        sensors.append(group.sensor.id)
-    reflective = [b for b in bands if b != "lwir"]
-    if not reflective:
-        raise ValueError("a composite needs at least one reflective band")
-    # slices stay in group order: quantiles and counts do not depend on the order of the dates
-    return CompositeInputs(
-        dn={b: da.concatenate(dn[b], axis=0) for b in bands},
-        count_band=reflective[0],
-        scale={b: np.concatenate(scale[b]) for b in bands},
-        offset={b: np.concatenate(offset[b]) for b in bands},
-        nodata={b: np.concatenate(nodata[b]) for b in bands},
-        times=np.array(times, dtype="datetime64[ns]"),
-        item_ids=sorted(item_ids),
-        sensors=sorted(set(sensors)),
-    )
 
 
 def _reduce_block(

@@ -3,7 +3,7 @@
 pystac-client does the paging; a ``urllib3`` :class:`~urllib3.util.Retry` mounted on its session
 retries connection errors and HTTP 429/500/502/503/504 (GET and POST, so POST search pages are
 retried too), honouring ``Retry-After`` up to ``max_retry_after`` seconds.  Planetary Computer
-asset URLs are signed when read (:mod:`eqi.load`), not here.  Every failure becomes a
+asset URLs are signed when read (:mod:`eqi.io.load`), not here.  Every failure becomes a
 :class:`~eqi.errors.SourceError` naming the URL, the HTTP status and what to do.
 """
 
@@ -19,7 +19,7 @@ from pystac_client.stac_api_io import StacApiIO
 from urllib3.util import Retry
 
 from eqi.errors import SourceError
-from eqi.sources.base import BBox, check_bbox, check_collections_arg, parse_interval, sort_items
+from eqi.io.catalog.base import BBox, check_bbox, check_collections_arg, parse_interval, sort_items
 
 __all__ = ["StacApiCatalog", "make_retry"]
 
@@ -63,7 +63,7 @@ def make_retry(
 
 
 class StacApiCatalog:
-    """A STAC API searched through pystac-client (see :class:`eqi.sources.base.Catalog`).
+    """A STAC API searched through pystac-client (see :class:`eqi.io.catalog.base.Catalog`).
 
     Parameters
     ----------
@@ -74,7 +74,7 @@ class StacApiCatalog:
     headers : extra HTTP headers (e.g. an API key).
     modifier : called on every returned page of items (pystac-client ``modifier``).  Planetary
         Computer hrefs are not signed here: tokens expire, and saved items are reused by reruns,
-        so :mod:`eqi.load` signs them when it reads them.
+        so :mod:`eqi.io.load` signs them when it reads them.
     """
 
     def __init__(
@@ -142,7 +142,7 @@ class StacApiCatalog:
         collections: list[str],
         limit: int | None = None,
     ) -> list[pystac.Item]:
-        """Search the API; see :meth:`eqi.sources.base.Catalog.search`.
+        """Search the API; see :meth:`eqi.io.catalog.base.Catalog.search`.
 
         With ``limit`` the server's first ``limit`` matches are taken, then sorted.
         """

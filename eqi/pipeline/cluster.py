@@ -9,7 +9,7 @@ from typing import Any
 import dask
 
 from eqi.errors import ConfigError
-from eqi.load import configure_gdal
+from eqi.io.load import configure_gdal
 
 __all__ = ["dask_context"]
 

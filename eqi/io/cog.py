@@ -31,7 +31,7 @@ from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_translate
 from rio_cogeo.profiles import cog_profiles
 
-from eqi.tasks import scratch_dir
+from eqi.io.atomic import scratch_dir
 
 __all__ = ["write_cog", "rat_xml", "aux_xml_path", "ALLOWED_DTYPES"]
 
@@ -318,7 +318,7 @@ def write_cog(
         Dataset-level metadata, e.g. ``{"EQI_SIMULATED": "true", "EQI_PRODUCT": "ndvi"}``.
     colormap
         Colour table ``{value: (r, g, b, a)}`` for categorical uint8/uint16 rasters
-        (see :func:`eqi.outputs.styles.colormap_from_classes`).
+        (see :func:`eqi.io.qml.colormap_from_classes`).
     category_names
         Class names ``{value: name}``; written as a raster attribute table in
         ``<path>.aux.xml``.  For continuous rasters any stale sidecar is removed.

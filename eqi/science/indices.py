@@ -25,7 +25,6 @@ import spyndex
 import xarray as xr
 
 from eqi.errors import BandError, ConfigError, ThermalSourceError
-from eqi.resources import load_method_params
 
 __all__ = [
     "IndexInfo",
@@ -35,6 +34,7 @@ __all__ = [
     "SENSORS",
     "THERMAL_OPTIONS",
     "required_bands",
+    "compute_index",
     "wetness_coefficients",
     "ndvi",
     "evi",
@@ -121,7 +121,9 @@ DERIVED_PRODUCTS: dict[str, tuple[str, ...]] = {
 
 
 def _params(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return load_method_params("indices") if params is None else params
+    if params is None:
+        raise TypeError("pass the 'indices' method profile (eqi.resources.load_profile('indices'))")
+    return params
 
 
 def _bands(ds: xr.Dataset, names: tuple[str, ...], index: str) -> dict[str, xr.DataArray]:
@@ -166,7 +168,7 @@ def ndvi(ds: xr.Dataset) -> xr.DataArray:
     return _finish(_spyndex("NDVI", {"N": b["nir"], "R": b["red"]}), "ndvi")
 
 
-def evi(ds: xr.Dataset, params: Mapping[str, Any] | None = None) -> xr.DataArray:
+def evi(ds: xr.Dataset, params: Mapping[str, Any]) -> xr.DataArray:
     """EVI = g (NIR - Red) / (NIR + C1 Red - C2 Blue + L), unitless (spyndex ``EVI``).
 
     ``g, C1, C2, L`` from ``indices.yaml`` (``evi``), default 2.5, 6, 7.5, 1.
@@ -178,7 +180,7 @@ def evi(ds: xr.Dataset, params: Mapping[str, Any] | None = None) -> xr.DataArray
     return _finish(_spyndex("EVI", p), "evi")
 
 
-def savi(ds: xr.Dataset, params: Mapping[str, Any] | None = None) -> xr.DataArray:
+def savi(ds: xr.Dataset, params: Mapping[str, Any]) -> xr.DataArray:
     """SAVI = (1 + L)(NIR - Red) / (NIR + Red + L), unitless (spyndex ``SAVI``; L from config, 0.5)."""
     c = _params(params)["savi"]
     b = _bands(ds, ("nir", "red"), "savi")
@@ -239,7 +241,7 @@ def ndbsi(ds: xr.Dataset) -> xr.DataArray:
 
 
 def wetness_coefficients(
-    sensor: str, params: Mapping[str, Any] | None = None, set_id: str | None = None
+    sensor: str, params: Mapping[str, Any], set_id: str | None = None
 ) -> tuple[str, dict[str, float]]:
     """Return ``(set_id, {alias: coefficient})`` of the tasseled-cap wetness set for a sensor.
 
@@ -264,7 +266,7 @@ def wetness_coefficients(
 
 
 def wet(
-    ds: xr.Dataset, params: Mapping[str, Any] | None = None, set_id: str | None = None
+    ds: xr.Dataset, params: Mapping[str, Any], set_id: str | None = None
 ) -> xr.DataArray:
     """Tasseled-cap wetness = sum of coefficient x reflectance, unitless (spec §6.1).
 
@@ -306,7 +308,15 @@ def lst_celsius(lst_k: xr.DataArray) -> xr.DataArray:
     return out
 
 
-INDEX_FUNCTIONS: dict[str, Callable[[xr.Dataset], xr.DataArray]] = {
+def compute_index(name: str, ds: xr.Dataset, params: Mapping[str, Any]) -> xr.DataArray:
+    """Index ``name`` of composite ``ds``; ``params`` is the ``indices`` method profile."""
+    func = INDEX_FUNCTIONS[name]
+    return func(ds, params) if name in _NEEDS_PARAMS else func(ds)
+
+
+_NEEDS_PARAMS = frozenset({"evi", "savi", "wet"})
+
+INDEX_FUNCTIONS: dict[str, Callable[..., xr.DataArray]] = {
     "ndvi": ndvi,
     "evi": evi,
     "savi": savi,
@@ -321,7 +331,7 @@ INDEX_FUNCTIONS: dict[str, Callable[[xr.Dataset], xr.DataArray]] = {
 }
 
 
-def required_bands(name: str, sensor: str, params: Mapping[str, Any] | None = None) -> set[str]:
+def required_bands(name: str, sensor: str, params: Mapping[str, Any]) -> set[str]:
     """Band aliases a composite must hold to compute index or product ``name`` for ``sensor``.
 
     ``name`` is a key of :data:`INDEX_FUNCTIONS` or :data:`DERIVED_PRODUCTS` (``fvc``, ``rsei``,

@@ -1,0 +1,1 @@
+"""I/O layer: catalogs, loading scenes, writing COGs, QGIS styles, STAC items, atomic files."""

@@ -1,0 +1,1 @@
+"""Pipeline layer: plans, tasks, the run lock, stages that join I/O and science, writing."""

@@ -1,0 +1,1 @@
+"""Science layer: pure functions on arrays; parameters are passed in; no file or socket access."""
