@@ -148,7 +148,8 @@ def search(
 ) -> None:
     """List the scenes a run would use (and save them)."""
     from eqi.io.catalog import open_catalog, save_items
-    from eqi.pipeline.run import _search, plan
+    from eqi.pipeline.plan import build_plan
+    from eqi.pipeline.run import search_area
     from eqi.sensors import check_collections
 
     cfg = _build_config(config, source=source, collections=collections, aoi=aoi, year=year,
@@ -156,10 +157,13 @@ def search(
                         out=out or Path("."))
     check_collections(cfg.collections)
     catalog = open_catalog(cfg.source)
+    plan = build_plan(cfg)
+    label = plan.area.regions[0].name if len(plan.area.regions) == 1 else plan.area.slug
     found = []
-    for task in plan(cfg):
-        items = _search(cfg, catalog, task)
-        _echo(f"{task.region.name} {task.year}: {len(items)} scene(s)")
+    for y in plan.years:
+        items = search_area(catalog, plan.area.geometry, plan.stack.window(y), plan.stack.collections,
+                            max_cloud_cover=plan.stack.max_cloud_cover, source=cfg.source, label=label)
+        _echo(f"{label} {y}: {len(items)} scene(s)")
         for item in items:
             cloud = item.properties.get("eo:cloud_cover")
             cloud_txt = f"{cloud:5.1f} %" if isinstance(cloud, int | float) else "    ?"

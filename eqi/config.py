@@ -185,6 +185,14 @@ class RunConfig(BaseModel):
     s2_boa_offset: Literal[0, -1000] | None = None
     require_mask: bool = True
     chunk: int = Field(512, description="Dask chunk size in pixels, a multiple of 512")
+    tile_size: int = Field(
+        1024, ge=512, le=8192, description="tile width/height in pixels, a multiple of 512; tiles are "
+        "the unit of work, anchored on the CRS origin so neighbouring runs share them",
+    )
+    grid_anchor: Literal["auto", "origin"] = Field(
+        "auto", description="'auto': on the scenes' own pixel grid when the run's CRS and resolution "
+        "are theirs (nothing resampled); 'origin': pixel edges on multiples of the resolution",
+    )
     simulated: bool = False
     title: str | None = None
 
@@ -232,6 +240,13 @@ class RunConfig(BaseModel):
     def _chunk(cls, value: int) -> int:
         if value <= 0 or value % 512:
             raise ValueError("chunk must be a multiple of 512")
+        return value
+
+    @field_validator("tile_size")
+    @classmethod
+    def _tile_size(cls, value: int) -> int:
+        if value % 512:
+            raise ValueError("tile_size must be a multiple of 512")
         return value
 
     @field_validator("crs")

@@ -1,9 +1,16 @@
-"""The annual region run: regions x years -> composites, indices, RSEI, land cover as COGs.
+"""The annual run: an evaluation area on a tile grid x years -> products per region.
 
-One task = one region and one year, with a deterministic id.  Per task: search the catalog, save
-the items used, load onto the region's GeoBox, mask, composite, compute products, write COGs and
-styles, write ``item.json`` last (the done marker).  A rerun skips done tasks unless
-``overwrite``; ``dry_run`` only prints the plan.  A lock keeps two runs off one output folder.
+Stages, each restartable by its own done markers (see :mod:`eqi.pipeline.plan` for the layout):
+
+1. per year, one catalog search over the area (saved; reused by reruns of finished years);
+2. tile x year: load, mask, composite, per-pixel products (shared by every region on the tile);
+3. models fitted once per area and period (FVC end-members, RSEI, land-cover classifier);
+4. tile x year: fitted products applied;
+5. region x year: mosaics (VRT) and clipped COGs, ``item.json`` last.
+
+A rerun skips what is done unless ``overwrite``; ``dry_run`` prints the plan.  A lock keeps two
+runs off one output folder.  A region whose tiles or models failed is reported failed; the others
+complete (exit code 1), and a rerun computes only what is missing.
 """
 
 from __future__ import annotations
@@ -11,51 +18,49 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dask
-import numpy as np
 import pystac
-import xarray as xr
-from odc.geo.geobox import GeoBox
-from odc.geo.xr import rasterize, xr_coords
 from rasterio.errors import RasterioError
+from shapely.geometry import shape
 
-from eqi.config import RunConfig, SeasonWindow, config_hash
+from eqi.config import RunConfig
 from eqi.errors import EqiError, InputError, NoScenesError, TaskFailedError
-from eqi.geo.grid import region_geobox
+from eqi.geo.grid import TileId
 from eqi.geo.regions import Region, load_regions
-from eqi.io.atomic import atomic_write_json, clean_stale_temps
+from eqi.io import landcover_tables
 from eqi.io.catalog import load_items, open_catalog, save_items
-from eqi.io.load import ItemGroup, group_items, load_group
-from eqi.io.stac import AssetInfo, eqi_version, product_item, update_catalog, write_item_atomic
-from eqi.pipeline import products_stage as product_stage
+from eqi.io.landcover_reference import reference_items
+from eqi.io.stac import update_catalog
+from eqi.pipeline.fit import fit_model, load_model, model_done
 from eqi.pipeline.lock import RunLock
-from eqi.pipeline.pooled import POOLED_INPUTS, run_pooled
-from eqi.pipeline.stack import prepare_inputs
-from eqi.pipeline.tasks import TaskPaths, check_done, task_id
-from eqi.pipeline.writing import spec_for, write_product
-from eqi.products import COMPOSITE_BANDS, expand_products
-from eqi.resources import method_profiles
-from eqi.science.composite import composite
-from eqi.science.mask import MaskRules
+from eqi.pipeline.plan import Plan, build_plan, native_anchor
+from eqi.pipeline.region_stage import run_apply, run_region, write_area_mosaics
+from eqi.pipeline.tasks import check_done, params_hash
+from eqi.pipeline.tile_stage import YearScenes, run_tile, tile_reference_loader
+from eqi.products import REGISTRY, ClassEntry
+from eqi.sensors import identify_sensor
 
-__all__ = ["Task", "TaskResult", "plan", "run"]
+__all__ = ["Task", "TaskResult", "plan", "run", "search_area"]
 
 log = logging.getLogger("eqi.run")
 
 
 @dataclass(frozen=True)
 class Task:
-    """One region x year unit of work."""
+    """One region x year: the unit users see (one folder of outputs, one item)."""
 
     region: Region
     year: int
     id: str
-    paths: TaskPaths
+    dir: Path
+
+    @property
+    def item(self) -> Path:
+        return self.dir / "item.json"
 
 
 @dataclass
@@ -68,27 +73,8 @@ class TaskResult:
     error: EqiError | None = None
 
 
-def _task_params(config: RunConfig, region: Region) -> dict[str, Any]:
-    return {
-        "config": config_hash(config),
-        "region_bounds": [round(v, 6) for v in region.geometry.bounds],
-        "eqi": eqi_version(),
-    }
-
-
-def plan(config: RunConfig, regions: Sequence[Region] | None = None) -> list[Task]:
-    """Tasks of a run, in region then year order."""
-    regions = list(regions) if regions is not None else load_regions(config.aoi, name_field=config.aoi_name_field)
-    tasks = []
-    for region in regions:
-        for year in config.years:
-            tid = task_id(region.name, year, _task_params(config, region))
-            tasks.append(Task(region, year, tid, TaskPaths(config.out, region.name, year)))
-    return tasks
-
-
 class _LazyCatalog:
-    """Opens the catalog at the first search: reruns that reuse saved items never touch it."""
+    """Opens the catalog at the first search: reruns that reuse saved searches never touch it."""
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -100,270 +86,173 @@ class _LazyCatalog:
         return self._catalog.search(**kwargs)
 
 
-def _search(
-    config: RunConfig, catalog: Any, task: Task, season: SeasonWindow | None = None
-) -> list[pystac.Item]:
-    from shapely.geometry import shape
+def _tasks(p: Plan) -> list[Task]:
+    return [Task(r, y, p.region_task_id(r, y), p.region_dir(r, y)) for r in p.area.regions for y in p.years]
 
-    window = (season or config.season_window).datetime_range(task.year)
-    items = catalog.search(
-        bbox=tuple(task.region.geometry.bounds), datetime=window, collections=config.collections
-    )
+
+def plan(config: RunConfig, regions: Sequence[Region] | None = None) -> list[Task]:
+    """Region x year tasks of a run, in region then year order (no search)."""
+    return _tasks(build_plan(config, regions=regions))
+
+
+# ------------------------------------------------------------------------------ search
+
+
+def search_area(
+    catalog: Any, geometry: Any, window: str, collections: Sequence[str], *,
+    max_cloud_cover: float | None, source: str, label: str,
+) -> list[pystac.Item]:
+    """Items of ``collections`` in ``window`` whose footprint touches ``geometry`` (lon/lat)."""
+    items = catalog.search(bbox=tuple(geometry.bounds), datetime=window, collections=list(collections))
     hits = []
     for item in items:
-        if item.geometry is not None and not shape(item.geometry).intersects(task.region.geometry):
+        if item.geometry is not None and not shape(item.geometry).intersects(geometry):
             continue
         cloud = item.properties.get("eo:cloud_cover")
-        if config.max_cloud_cover is not None and cloud is not None and cloud > config.max_cloud_cover:
+        if max_cloud_cover is not None and cloud is not None and cloud > max_cloud_cover:
             continue
         hits.append(item)
     if not hits:
+        period = window.replace("T00:00:00Z", "").replace("T23:59:59Z", "")
         raise NoScenesError(
-            f"no {', '.join(config.collections)} scene touches region '{task.region.name}' in "
-            f"{window.replace('T00:00:00Z', '').replace('T23:59:59Z', '')} (source {config.source}); "
-            "check the AOI, the years/season and the collections"
+            f"no {', '.join(collections)} scene touches region '{label}' in {period} "
+            f"(source {source}); check the AOI, the years/season and the collections"
         )
     return hits
 
 
-def _saved_items(task: Task, name: str = "items.json") -> list[pystac.Item] | None:
-    """The items a finished run of this same task used, so a rerun does not depend on the API.
-
-    Only reused when ``item.json`` records this task id (same config, region and year); delete
-    the items file to search again.
-    """
-    saved = task.paths.dir / name
-    if not saved.is_file() or not task.paths.item.is_file():
-        return None
-    try:
-        recorded = json.loads(task.paths.item.read_text(encoding="utf-8"))["properties"]["eqi:task_id"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return load_items(saved) if recorded == task.id else None
+def _search_path(p: Plan, year: int, season: str) -> Path:
+    key = params_hash({"source": p.stack.source, "collections": list(p.stack.collections), "season": season,
+                       "bounds": [round(v, 6) for v in p.area.geometry.bounds],
+                       "max_cloud_cover": p.stack.max_cloud_cover})  # fmt: skip
+    return p.area_root / "searches" / f"{year}-{season.replace('/', '_')}-{key}.json"
 
 
-def _region_mask(region: Region, geobox: GeoBox) -> np.ndarray:
-    from odc.geo.geom import Geometry
+def _year_scenes(p: Plan, catalog: Any, year: int, *, reuse: bool) -> YearScenes:
+    """The year's scenes over the area: the saved search when ``reuse``, else a new one (saved)."""
 
-    mask = rasterize(Geometry(region.geometry, crs="EPSG:4326"), geobox, all_touched=False)
-    return np.asarray(mask.values, dtype=bool)
-
-
-def _attach(ds: xr.Dataset, geobox: GeoBox) -> xr.Dataset:
-    return ds.assign_coords(xr_coords(geobox))
-
-
-def _composite_for(
-    config: RunConfig,
-    groups: Sequence[ItemGroup],
-    geobox: GeoBox,
-    bands: Sequence[str],
-) -> xr.Dataset:
-    loaded = [load_group(g, geobox, chunk=config.chunk, resampling=config.resampling) for g in groups]
-    inputs = prepare_inputs(
-        groups,
-        loaded,
-        bands,
-        rules=MaskRules(
-            tuple(config.mask.qa_pixel_bad), tuple(config.mask.scl_bad), config.mask.buffer_px
-        ),
-    )
-    comp = composite(
-        inputs, percentiles=config.composite.percentiles, min_clear=config.composite.min_clear
-    )
-    families = {g.sensor.family for g in groups}
-    sensor_ids = sorted({g.sensor.id for g in groups})
-    if len(families) > 1:
-        sensor = "mixed"
-    elif families == {"landsat-c2l2"}:
-        # Landsat 8 and 9 share the OLI coefficients; TM/ETM+ differ.
-        sensor = "landsat8" if set(sensor_ids) <= {"landsat8", "landsat9"} else sensor_ids[0]
-    else:
-        sensor = sensor_ids[0]
-    comp.attrs["sensor"] = sensor
-    return _attach(comp, geobox)
-
-
-def _composites(
-    config: RunConfig,
-    products: Sequence[str],
-    groups: Sequence[ItemGroup],
-    geobox: GeoBox,
-    bands: Sequence[str],
-    inside: xr.DataArray,
-) -> tuple[xr.Dataset, xr.Dataset | None, xr.Dataset | None]:
-    """The main composite (all sensors) and, for mixed runs, the Landsat-only and Sentinel-2-only
-    composites that sensor-specific products need; computed into memory, NaN outside the region."""
-
-    def computed(ds: xr.Dataset) -> xr.Dataset:
-        (ds,) = dask.compute(ds)
-        return ds.where(inside.assign_coords(ds.coords))
-
-    main = _composite_for(config, groups, geobox, bands)
-    (main,) = dask.compute(main)
-    count = main["count"].where(inside.assign_coords(main.coords), 65535).astype("uint16")
-    main = main.where(inside.assign_coords(main.coords))
-    main["count"] = count
-    thermal = sentinel2 = None
-    if product_stage.needs_thermal_composite(products, groups, config):
-        landsat = [g for g in groups if g.sensor.family == "landsat-c2l2"]
-        thermal = computed(_composite_for(config, landsat, geobox, product_stage.landsat_bands(bands)))
-    if product_stage.needs_sentinel2_composite(products, groups, config):
-        s2 = [g for g in groups if g.sensor.family == "sentinel2-l2a"]
-        sentinel2 = computed(_composite_for(config, s2, geobox, [b for b in bands if b != "lwir"]))
-    return main, thermal, sentinel2
-
-
-def _pooled_wanted(config: RunConfig) -> bool:
-    wanted = {"rsei", "rsei_grade"} & set(expand_products(config.products))
-    return bool(wanted) and config.rsei.mode == "pooled" and len(config.years) > 1
-
-
-def _run_tags(task_or_region: str, simulated: bool) -> dict[str, str]:
-    tags = {
-        "EQI_VERSION": eqi_version(),
-        "EQI_REGION": task_or_region,
-        "EQI_SIMULATED": "true" if simulated else "false",
-    }
-    if simulated:
-        tags["EQI_NOTE"] = "SIMULATED DATA - produced by the eqi offline demo, not an observation"
-    return tags
-
-
-def run_task(
-    task: Task,
-    config: RunConfig,
-    catalog: Any,
-    *,
-    progress: Callable[[str], None] = print,
-) -> TaskResult:
-    """Compute and write every product of one task; ``item.json`` is written last."""
-    start = time.perf_counter()
-    paths = task.paths
-    items = _saved_items(task) or _search(config, catalog, task)
-    paths.dir.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(paths.dir)
-    simulated = config.simulated or any(i.properties.get("eqi:simulated") for i in items)
-    save_items(items, paths.dir / "items.json")
-    products = expand_products(config.products)
-    products += [b for b in config.bands if b not in products]
-    if _pooled_wanted(config):  # the pooled stage reads these back from each year's outputs
-        products += [p for p in POOLED_INPUTS if p not in products]
-    geobox = region_geobox(task.region.geometry, config.crs_string, config.resolution)
-    sensors_present = {i.properties.get("platform", "") for i in items}
-    bands = product_stage.bands_needed(products, items, config.rsei.heat)
-    groups = group_items(items, bands, s2_boa_offset=config.s2_boa_offset, require_mask=config.require_mask)
-    progress(
-        f"  {task.region.name} {task.year}: {len(items)} scenes, grid {geobox.shape.x}x{geobox.shape.y} "
-        f"@ {config.resolution:g} m, bands {','.join(bands)}"
-    )
-    inside = xr.DataArray(_region_mask(task.region, geobox), dims=("y", "x"))
-    comp, thermal, sentinel2 = _composites(config, products, groups, geobox, bands, inside)
-    inside = inside.assign_coords(comp.coords)
-    extra_items: list[pystac.Item] = []
-
-    def season_composite(window: str) -> xr.Dataset | None:
-        """Composite of another season of the same year (classifier features), if it has scenes."""
-        season = SeasonWindow.parse(window)
-        name = f"items-{str(season).replace('/', '_')}.json"
+    def one(season: str, *, required: bool) -> tuple[pystac.Item, ...]:
+        path = _search_path(p, year, season)
+        if reuse and path.is_file():
+            return tuple(load_items(path))
         try:
-            found = _saved_items(task, name) or _search(config, catalog, task, season)
+            found = search_area(catalog, p.area.geometry, p.stack.window(year, season), p.stack.collections,
+                                max_cloud_cover=p.stack.max_cloud_cover, source=p.stack.source,
+                                label=p.area.regions[0].name if len(p.area.regions) == 1 else p.area.slug)  # fmt: skip
         except NoScenesError:
-            return None
-        save_items(found, paths.dir / name)
-        extra_items.extend(found)
-        season_bands = [b for b in COMPOSITE_BANDS if b in bands]
-        season_groups = group_items(found, season_bands, s2_boa_offset=config.s2_boa_offset, require_mask=config.require_mask)
-        (result,) = dask.compute(_composite_for(config, season_groups, geobox, season_bands))
-        return result.where(inside)
+            if required:
+                raise
+            found = []
+        save_items(found, path)
+        return tuple(found)
 
-    outputs, metadata = product_stage.compute_products(
-        products, comp, thermal, config=config, task=task, inside=inside,
-        season_composite=season_composite, sentinel2=sentinel2,
-    )
-    items = [*items, *extra_items]
-    tags = {
-        **_run_tags(task.region.name, simulated),
-        "EQI_TASK_ID": task.id,
-        "EQI_YEAR": str(task.year),
-        "EQI_SEASON": config.season,
-        "EQI_SCENE_COUNT": str(len(items)),
-        "EQI_SCENES": "see items.json and item.json (eqi:scene_ids)",
-    }
-    # from here on files change: the old done marker goes first, so a failure while writing
-    # leaves a task that reruns, never an item.json describing a mix of old and new files
-    paths.item.unlink(missing_ok=True)
-    written: dict[str, AssetInfo] = {}
-    for name, (da, classes) in outputs.items():
-        path = write_product(name, da, paths, tags, classes)
-        written[name] = AssetInfo(path=path, title=spec_for(name).description)
-    for extra in metadata.pop("_files", []):
-        written[extra.stem] = AssetInfo(path=extra, title=extra.name, roles=("metadata",), media_type="application/json" if extra.suffix == ".json" else "text/markdown")
-    written["items"] = AssetInfo(path=paths.dir / "items.json", title="STAC items used (inputs)", roles=("metadata",), media_type="application/geo+json")
-    metadata["method"]["profiles"] = method_profiles()
-    meta_path = paths.dir / "metadata.json"
-    atomic_write_json(meta_path, {
-        "task_id": task.id,
-        "software": {"eqi": eqi_version()},
-        "simulated": simulated,
-        "scene_ids": sorted(i.id for i in items),
-        "config": config.model_dump(mode="json"),
-        **metadata,
-    })
-    written["metadata"] = AssetInfo(path=meta_path, title="Method metadata", roles=("metadata",), media_type="application/json")
-    geometry = task.region.geometry
-    item = product_item(
-        task.id, task.region.name, task.year, geometry, list(geometry.bounds), written,
-        properties={
-            "eqi:products": list(outputs),
-            "eqi:season": config.season,
-            "eqi:sensors": sorted(s for s in sensors_present if s),
-            "start_datetime": config.season_window.datetime_range(task.year).split("/")[0],
-            "end_datetime": config.season_window.datetime_range(task.year).split("/")[1],
-        },
-        scene_ids=sorted(i.id for i in items),
-        method=metadata.get("method", {}),
-        config_hash=config_hash(config),
-        simulated=simulated,
-    )
-    write_item_atomic(item, paths.item)
-    return TaskResult(task, "done", outputs=[a.path for a in written.values()], seconds=time.perf_counter() - start)
+    main = one(p.stack.season, required=True)
+    extra = {w: one(w, required=False) for w in p.options.get("extra_seasons", [])}
+    specs = [identify_sensor(i) for i in main]
+    return YearScenes(year, main, extra, frozenset(s.family for s in specs), frozenset(s.id for s in specs))
 
 
-def _item_says_simulated(item_path: Path) -> bool:
-    """Whether a finished task's item records simulated inputs."""
+# ------------------------------------------------------------------------------ helpers
+
+
+def _tile_files(item_path: Path) -> dict[str, Path]:
+    """Data files of a finished tile task (from its item), plus ``_dir``."""
+    data = json.loads(item_path.read_text(encoding="utf-8"))
+    files = {k: (item_path.parent / a["href"]).resolve() for k, a in data.get("assets", {}).items()
+             if "metadata" not in a.get("roles", [])}  # fmt: skip
+    files["_dir"] = item_path.parent
+    return files
+
+
+def _holds(files: Mapping[str, Path], products: Sequence[str]) -> bool:
+    """Whether a finished tile holds every product (an empty tile, no scene, holds all)."""
+    data = [k for k in files if not k.startswith("_")]
+    return not data or all(p in files for p in products)
+
+
+def _is_simulated(item_path: Path) -> bool:
     try:
         return bool(json.loads(item_path.read_text(encoding="utf-8"))["properties"].get("eqi:simulated"))
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
-def _run_pooled_stage(
-    config: RunConfig,
-    tasks: Sequence[Task],
-    results: Sequence[TaskResult],
-    *,
-    overwrite: bool,
-    progress: Callable[[str], None],
-) -> None:
-    """Pooled RSEI per region once all its years are done; failures are reported, not fatal."""
-    ok = {r.task.id for r in results if r.status in ("done", "skipped")}
-    by_region: dict[str, list[Task]] = {}
-    for task in tasks:
-        by_region.setdefault(task.region.name, []).append(task)
-    for name, region_tasks in by_region.items():
-        if not all(t.id in ok for t in region_tasks):
-            progress(f"skip {name} pooled RSEI: not every year finished")
-            continue
-        simulated = config.simulated or any(_item_says_simulated(t.paths.item) for t in region_tasks)
-        try:
-            run_pooled(
-                config, region_tasks[0].region, [t.id for t in region_tasks],
-                write=write_product, tags=_run_tags(name, simulated),
-                overwrite=overwrite, progress=progress,
-            )
-        except EqiError as exc:
-            progress(f"FAILED {name} pooled RSEI: {exc}")
+def _as_input_error(exc: Exception) -> EqiError:
+    if isinstance(exc, EqiError):
+        return exc
+    return InputError(
+        f"cannot read an input raster: {exc}. The file may be corrupt, truncated or moved; "
+        "re-download the scene and re-index the archive (eqi archive index)"
+    )
+
+
+class _Classes:
+    """Class tables of categorical products (from the profiles and the area models)."""
+
+    def __init__(self, p: Plan, models: Mapping[str, Any]) -> None:
+        self.p, self.models = p, models
+
+    def profile(self, name: str) -> Any:
+        return self.p.profiles[name]
+
+    def model(self, name: str) -> Any:
+        return self.models[name]
+
+    def table(self) -> dict[str, list[ClassEntry]]:
+        out = {}
+        for name in (*self.p.tile_products, *self.p.fitted_products):
+            entry = REGISTRY.get(name)
+            if entry is not None and entry.classes is not None and (entry.model is None or entry.model in self.models or name == "lc_reference"):
+                try:
+                    out[name] = list(entry.classes(self))  # type: ignore[arg-type]
+                except KeyError:
+                    continue
+        return out
+
+
+def landcover_classes(level: int) -> list[ClassEntry]:
+    table = landcover_tables.load_class_table()
+    return [(c.code, c.color, f"{c.name_zh} {c.name_en}") for c in table.of_level(level)]
+
+
+def _references(p: Plan, year: int) -> dict[str, Any]:
+    """Loaders of auxiliary layers on tile grids (the land-cover reference of ``year``)."""
+    opts = p.options.get("landcover_tile")
+    if not opts:
+        return {}
+    if not opts.get("reference"):
+        raise InputError(
+            "product 'landcover' needs a land-cover reference raster: set landcover.reference "
+            "(e.g. an ESA WorldCover tile) and landcover.mode (reclassify or classify)"
+        )
+    spec = str(opts["reference"]).replace("{year}", str(year))
+    items = reference_items(spec, year=year, bbox=tuple(p.area.geometry.bounds),
+                            collection=opts.get("collection"), asset=opts.get("asset", "map"))  # fmt: skip
+    mapping = landcover_tables.load_mapping(opts.get("product", "esa-worldcover"))
+    loader = tile_reference_loader(items, opts.get("asset", "map"), int(opts.get("level", 1)), mapping,
+                                   landcover_tables.load_class_table())
+    return {"landcover": loader, "_meta": {"reference_items": [i.id for i in items],
+                                             "reference": Path(spec).name if "://" not in spec else spec,
+                                             "mapping_source": getattr(mapping, "source", "")}}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+def _resolve_anchor(config: RunConfig, p: Plan, catalog: Any, progress: Callable[[str], None]) -> Plan:
+    """With ``grid_anchor: auto``, put pixel edges on the scenes' own when the grid is theirs."""
+    if config.grid_anchor != "auto":
+        return p
+    try:
+        scenes = _year_scenes(p, catalog, p.years[0], reuse=True)
+    except EqiError:
+        return p
+    anchor = native_anchor(scenes.main, config.crs_string, config.resolution)
+    if anchor is None or anchor == (0.0, 0.0):
+        return p
+    progress(f"grid: the scenes' native grid (pixel corners at {anchor[0]:g}, {anchor[1]:g} mod "
+             f"{config.resolution:g} m): nothing is resampled")  # fmt: skip
+    return build_plan(config, regions=p.area.regions, anchor=anchor)
 
 
 def run(
@@ -375,55 +264,243 @@ def run(
 ) -> list[TaskResult]:
     """Run every task of ``config``; raise :class:`TaskFailedError` if some failed.
 
-    When *no* task found any scene (an AOI that touches no scene), :class:`NoScenesError`
-    (bad input, exit 2) is raised instead.
+    When *no* task could be computed because of the input (an AOI that touches no scene), that
+    error (bad input, exit 2) is raised instead.
     """
-    tasks = plan(config)
-    results: list[TaskResult] = []
-    if dry_run:
-        for task in tasks:
-            reason = check_done(task.paths, task.id)
-            state = "skip (done)" if reason is None and not overwrite else "compute"
-            progress(f"{state:12s} {task.region.name} {task.year}  task {task.id}")
-            results.append(TaskResult(task, "planned", state))
-        return results
-    config.out.mkdir(parents=True, exist_ok=True)
+    regions = load_regions(config.aoi, name_field=config.aoi_name_field)
+    p = build_plan(config, regions=regions)
     catalog = _LazyCatalog(config.source)
+    if dry_run:
+        return _dry_run(p, overwrite, progress)
+    config.out.mkdir(parents=True, exist_ok=True)
     with RunLock(config.out):
-        for task in tasks:
-            if not overwrite and check_done(task.paths, task.id) is None:
-                progress(f"skip {task.region.name} {task.year}: done (task {task.id}; --overwrite to redo)")
-                results.append(TaskResult(task, "skipped"))
-                continue
-            progress(f"run  {task.region.name} {task.year} (task {task.id})")
-            try:
-                result = run_task(task, config, catalog, progress=progress)
-            except EqiError as exc:
-                result = TaskResult(task, "failed", str(exc), error=exc)
-            except RasterioError as exc:  # unreadable or corrupt input raster
-                error = InputError(
-                    f"cannot read an input raster: {exc}. The file may be corrupt, truncated or "
-                    "moved; re-download the scene and re-index the archive (eqi archive index)"
-                )
-                result = TaskResult(task, "failed", str(error), error=error)
-            except Exception as exc:  # a library error (corrupt file, I/O): the task fails, the run goes on
-                log.debug("task %s failed", task.id, exc_info=True)
-                result = TaskResult(task, "failed", f"{type(exc).__name__}: {exc}")
-            results.append(result)
-            if result.status == "done":
-                progress(f"done {task.region.name} {task.year} in {result.seconds:.1f} s")
-            else:
-                progress(f"FAILED {task.region.name} {task.year}: {result.message}")
-        if _pooled_wanted(config):
-            _run_pooled_stage(config, tasks, results, overwrite=overwrite, progress=progress)
-        update_catalog(config.out, config.title or "eqi outputs")
+        p = _resolve_anchor(config, p, catalog, progress)
+        results = _run_locked(p, catalog, overwrite=overwrite, progress=progress)
+        update_catalog(config.out, p.options.get("title", "eqi outputs"))
     failed = [r for r in results if r.status == "failed"]
     if failed and len(failed) == len(results) and all(r.error is not None for r in failed):
-        # nothing could be computed: the input is at fault -> that error (exit 2), not "tasks failed"
         first = failed[0].error
-        if all(r.error.exit_code == first.exit_code for r in failed):
-            raise first
+        assert first is not None
+        if all(r.error is not None and r.error.exit_code == first.exit_code for r in failed):
+            raise first  # nothing could be computed: the input is at fault (exit 2)
     if failed:
         names = ", ".join(f"{r.task.region.name}/{r.task.year}" for r in failed)
         raise TaskFailedError(f"{len(failed)} of {len(results)} tasks failed: {names}")
     return results
+
+
+def _dry_run(p: Plan, overwrite: bool, progress: Callable[[str], None]) -> list[TaskResult]:
+    results = []
+    progress(f"area {p.area.slug}: {len(p.area.regions)} region(s), {len(p.tiles)} tile(s) of "
+             f"{p.stack.grid.tile_px} px at {p.stack.grid.resolution:g} m; models: {', '.join(p.models) or 'none'}")  # fmt: skip
+    for task in _tasks(p):
+        reason = check_done(task.item, task.id)
+        state = "skip (done)" if reason is None and not overwrite else "compute"
+        progress(f"{state:12s} {task.region.name} {task.year}  task {task.id}")
+        results.append(TaskResult(task, "planned", state))
+    return results
+
+
+def _run_locked(p: Plan, catalog: Any, *, overwrite: bool, progress: Callable[[str], None]) -> list[TaskResult]:
+    tasks = _tasks(p)
+    results: dict[str, TaskResult] = {}
+    todo = []
+    for task in tasks:
+        if not overwrite and check_done(task.item, task.id) is None:
+            progress(f"skip {task.region.name} {task.year}: done (task {task.id}; --overwrite to redo)")
+            results[task.id] = TaskResult(task, "skipped")
+        else:
+            todo.append(task)
+    if not todo:
+        return [results[t.id] for t in tasks]
+    start = time.perf_counter()
+    years = sorted({t.year for t in todo} | (set(p.years) if p.models else set()))
+    tile_files: dict[tuple[int, TileId], dict[str, Path]] = {}
+    tile_errors: dict[tuple[int, TileId], EqiError] = {}
+    year_errors: dict[int, EqiError] = {}
+    scenes_of: dict[int, YearScenes] = {}
+    references: dict[int, dict[str, Any]] = {}
+    for year in years:
+        year_tasks = [t for t in tasks if t.year == year]
+        reuse = all(check_done(t.item, t.id) is None for t in year_tasks)
+        try:
+            scenes_of[year] = scenes = _year_scenes(p, catalog, year, reuse=reuse)
+            references[year] = _references(p, year) if "lc_reference" in p.tile_products else {}
+        except EqiError as exc:
+            year_errors[year] = exc
+            progress(f"FAILED {year}: {exc}")
+            continue
+        loaders = {k: v for k, v in references[year].items() if not k.startswith("_")}
+        for tile in p.tiles:
+            tid = p.tile_task_id(year, tile)
+            item_path = p.tile_dir(year, tile) / "item.json"
+            if not overwrite and check_done(item_path, tid) is None:
+                files = _tile_files(item_path)
+                if _holds(files, p.tile_products):
+                    tile_files[(year, tile)] = files
+                    continue
+            try:
+                run_tile(p, tile, scenes, task_id=tid, references=loaders, progress=progress)
+                tile_files[(year, tile)] = _tile_files(item_path)
+            except (EqiError, RasterioError) as exc:
+                tile_errors[(year, tile)] = _as_input_error(exc)
+                progress(f"FAILED tile {tile} {year}: {tile_errors[(year, tile)]}")
+            except Exception as exc:  # a library error: the tile fails, the run goes on
+                log.debug("tile %s %s failed", tile, year, exc_info=True)
+                tile_errors[(year, tile)] = InputError(f"{type(exc).__name__}: {exc}")
+                progress(f"FAILED tile {tile} {year}: {type(exc).__name__}: {exc}")
+
+    models_by_year, model_meta, model_errors = _fit_models(p, tile_files, tile_errors, year_errors, overwrite, progress)
+    for task in todo:
+        t0 = time.perf_counter()
+        try:
+            results[task.id] = _region_task(
+                p, task, tile_files, tile_errors, year_errors, models_by_year.get(task.year, {}),
+                model_meta.get(task.year, {}), model_errors.get(task.year, {}), references.get(task.year, {}),
+                overwrite=overwrite, progress=progress,
+            )  # fmt: skip
+        except (EqiError, RasterioError) as exc:
+            error = _as_input_error(exc)
+            results[task.id] = TaskResult(task, "failed", str(error), error=error)
+        except Exception as exc:  # a library error: the task fails, the run goes on
+            log.debug("task %s failed", task.id, exc_info=True)
+            results[task.id] = TaskResult(task, "failed", f"{type(exc).__name__}: {exc}")
+        result = results[task.id]
+        result.seconds = time.perf_counter() - t0
+        if result.status == "done":
+            progress(f"done {task.region.name} {task.year} in {result.seconds:.1f} s")
+        else:
+            progress(f"FAILED {task.region.name} {task.year}: {result.message}")
+    for year in years:
+        files = {t: f for (y, t), f in tile_files.items() if y == year}
+        if files:
+            write_area_mosaics(p, year, _merged_files(p, year, files))
+    log.debug("run took %.1f s", time.perf_counter() - start)
+    return [results[t.id] for t in tasks]
+
+
+def _fit_models(p, tile_files, tile_errors, year_errors, overwrite, progress):
+    """Fit (or load) every area model; returns per year: models, their metadata, their errors."""
+    models_by_year: dict[int, dict[str, Any]] = {}
+    meta_by_year: dict[int, dict[str, Any]] = {}
+    errors_by_year: dict[int, dict[str, EqiError]] = {}
+    done_fits: dict[tuple[str, tuple[int, ...]], tuple[Any, dict[str, Any]] | EqiError] = {}
+    for year in p.years:
+        for model in p.models:
+            years = p.model_years(model, year)
+            key = (model, years)
+            if key not in done_fits:
+                done_fits[key] = _fit_one(p, model, years, tile_files, tile_errors, year_errors, overwrite, progress)
+            outcome = done_fits[key]
+            if isinstance(outcome, EqiError):
+                errors_by_year.setdefault(year, {})[model] = outcome
+            else:
+                models_by_year.setdefault(year, {})[model] = outcome[0]
+                meta_by_year.setdefault(year, {})[model] = outcome[1]
+    return models_by_year, meta_by_year, errors_by_year
+
+
+def _fit_one(p, model, years, tile_files, tile_errors, year_errors, overwrite, progress):
+    bad = [y for y in years if y in year_errors]
+    if bad:
+        return InputError(f"model {model} needs year(s) {bad}, which failed: {year_errors[bad[0]]}")
+    failed_tiles = [f"{t} {y}" for (y, t) in tile_errors if y in years]
+    if failed_tiles:
+        return InputError(f"model {model} {years[0]}-{years[-1]} not fitted: tile(s) {', '.join(failed_tiles)} failed")
+    tid = p.model_task_id(model, years)
+    try:
+        if not overwrite and model_done(p, model, years, tid):
+            progress(f"skip model {model} {years[0]}-{years[-1]}: done")
+            return load_model(p, model, years)
+        level = int((p.options.get("landcover_tile") or {}).get("level", 1))
+        fitted, meta = fit_model(p, model, years, tile_files, task_id=tid, classes=lambda: landcover_classes(level))
+        progress(f"fitted {model} for {p.area.slug} {years[0]}-{years[-1]}" + _model_summary(model, meta))
+        return fitted, meta
+    except (EqiError, RasterioError) as exc:
+        error = _as_input_error(exc)
+        progress(f"FAILED model {model} {years[0]}-{years[-1]}: {error}")
+        return error
+
+
+def _model_summary(model: str, meta: Mapping[str, Any]) -> str:
+    if model == "rsei":
+        return f" (PC1 {meta['pc1_share']:.1%}, {meta['mode']})"
+    if model == "fvc":
+        return f" (NDVI soil {meta['ndvi_soil']:.3f}, veg {meta['ndvi_veg']:.3f}, {meta['method']})"
+    if model == "landcover" and meta.get("accuracy"):
+        return f" (sample OA {meta['accuracy']['overall_accuracy']:.3f})"
+    return ""
+
+
+def _merged_files(p: Plan, year: int, files: Mapping[TileId, Mapping[str, Path]]) -> dict[TileId, dict[str, Path]]:
+    """Tile-store files plus the applied (fitted) products of each tile."""
+    out = {}
+    for tile, paths in files.items():
+        merged = dict(paths)
+        apply_item = p.apply_dir(year, tile) / "item.json"
+        if apply_item.is_file():
+            merged.update({k: v for k, v in _tile_files(apply_item).items() if k != "_dir"})
+        out[tile] = merged
+    return out
+
+
+def _region_task(p, task, tile_files, tile_errors, year_errors, models, model_meta, model_errors,
+                 references, *, overwrite, progress) -> TaskResult:
+    year, region = task.year, task.region
+    if year in year_errors:
+        raise year_errors[year]
+    tiles = p.region_tiles[region.name]
+    broken = [t for t in tiles if (year, t) in tile_errors]
+    if broken:
+        raise tile_errors[(year, broken[0])]
+    needed = {REGISTRY[n].model for n in p.fitted_products}
+    missing = sorted(m for m in needed if m in model_errors)
+    if missing:
+        raise model_errors[missing[0]]
+    files = {t: tile_files[(year, t)] for t in tiles if (year, t) in tile_files}
+    simulated = bool(p.options.get("simulated")) or any(_is_simulated(Path(f["_dir"]) / "item.json") for f in files.values())
+    classes = _Classes(p, models).table()
+    if p.fitted_products:
+        for tile, paths in files.items():
+            if not any(k for k in paths if not k.startswith("_")):
+                continue  # an empty tile (no scene): nothing to apply
+            tid = p.apply_task_id(year, tile)
+            apply_item = p.apply_dir(year, tile) / "item.json"
+            if overwrite or check_done(apply_item, tid) is not None:
+                loaders = {k: v for k, v in references.items() if not k.startswith("_")}
+                run_apply(p, year, tile, {k: v for k, v in paths.items() if k != "_dir"}, models, task_id=tid,
+                          classes=classes, simulated=simulated, references=loaders)  # fmt: skip
+    merged = _merged_files(p, year, files)
+    method = {name: dict(meta) for name, meta in model_meta.items()}
+    for meta in method.values():
+        meta.pop("state", None)
+        meta.pop("task_id", None)
+    if "landcover" in method and references.get("_meta"):
+        method["landcover"].update(references["_meta"])
+    extra = {}
+    if "landcover" in models and models["landcover"].trained is not None:
+        years = p.model_years("landcover", year)
+        extra = {"landcover_accuracy.json": p.model_path("landcover", years, ".accuracy.json"),
+                 "landcover_accuracy.md": p.model_path("landcover", years, ".accuracy.md")}  # fmt: skip
+    notes = _composite_notes(merged, models)
+    outputs = run_region(p, region, year, merged, task_id=task.id, classes=classes, method=method,
+                         simulated=simulated, extra_files=extra, notes=notes)  # fmt: skip
+    return TaskResult(task, "done", outputs=outputs)
+
+
+def _composite_notes(files: Mapping[TileId, Mapping[str, Path]], models: Mapping[str, Any]) -> dict[str, Any]:
+    """What the tiles say about their composites (cloud masking, sensors per role)."""
+    notes: dict[str, Any] = {"composites": {}}
+    masks = set()
+    for paths in files.values():
+        meta_path = Path(paths["_dir"]) / "metadata.json"
+        if meta_path.is_file():
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if meta.get("cloud_mask"):
+                masks.add(meta["cloud_mask"])
+            for role, sensor in (meta.get("composites") or {}).items():
+                notes["composites"].setdefault(role, set()).add(sensor)
+    notes["composites"] = {r: sorted(s) for r, s in notes["composites"].items()}
+    notes["cloud_mask"] = sorted(masks)
+    return notes
+

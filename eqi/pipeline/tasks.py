@@ -106,15 +106,15 @@ class TaskPaths:
 # done markers
 
 
-def check_done(paths: TaskPaths, task_id: str, *, verify_checksum: bool = False) -> str | None:
+def check_done(paths: TaskPaths | Path, task_id: str, *, verify_checksum: bool = False) -> str | None:
     """Why task ``task_id`` is not done, or ``None`` when it is.
 
-    Done means: ``item.json`` exists and parses, its ``properties["eqi:task_id"]`` equals
+    ``paths`` is a task's :class:`TaskPaths` or the path of its ``item.json``.  Done means: the item exists and parses, its ``properties["eqi:task_id"]`` equals
     ``task_id``, and every asset it lists exists with the recorded ``file:size`` (bytes).  With
     ``verify_checksum`` the ``file:checksum`` (sha256 multihash, ``1220`` + hex) is verified too;
     an asset without a recorded size is treated as unverifiable (not done).
     """
-    item_path = paths.item
+    item_path = paths if isinstance(paths, Path) else paths.item
     if not item_path.is_file():
         return f"{item_path} does not exist"
     try:
@@ -147,7 +147,7 @@ def check_done(paths: TaskPaths, task_id: str, *, verify_checksum: bool = False)
     return None
 
 
-def is_done(paths: TaskPaths, task_id: str, *, verify_checksum: bool = False) -> bool:
+def is_done(paths: TaskPaths | Path, task_id: str, *, verify_checksum: bool = False) -> bool:
     """True when the task's item names ``task_id`` and all its assets exist with the recorded size.
 
     Sizes are always checked (cheap; catches missing and truncated files); sha256 checksums only

@@ -1,7 +1,8 @@
-"""Writing one product: COG with tags and description, QGIS style, from the product registry."""
+"""Writing one product: COG with tags and description, and its QGIS style, from the registry."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,71 +16,72 @@ from eqi.io.qml import (
     colormap_from_classes,
     continuous_qml,
     names_from_classes,
-    ramp,
     write_qml,
 )
-from eqi.pipeline.products_stage import rsei_grade_classes
-from eqi.products import PRODUCTS, ProductSpec
-from eqi.sensors import ALIASES
+from eqi.io.stac import eqi_version
+from eqi.palettes import ramp
+from eqi.products import ClassEntry, spec_for
 
-__all__ = ["spec_for", "write_product"]
+__all__ = ["write_product", "output_tags", "display_range"]
 
 
-def spec_for(name: str) -> ProductSpec:
-    """Product spec by name: registry entries, extra bands, percentiles, per-year pooled RSEI."""
-    if name in PRODUCTS:
-        return PRODUCTS[name]
-    if name in ALIASES:
-        return replace(PRODUCTS["red"], name=name, description=f"{name} surface reflectance, seasonal median")
-    base, _, suffix = name.rpartition("_")
-    if suffix.isdigit() and base in PRODUCTS:  # rsei_2022, rsei_grade_2022 (pooled)
-        spec = PRODUCTS[base]
-        return replace(spec, name=name, description=f"{spec.description}, {suffix}, pooled multi-year model")
-    band, _, pct = name.partition("_p")
-    if band in PRODUCTS and pct:
-        spec = PRODUCTS[band]
-        return replace(spec, name=name, description=spec.description.replace("median", f"percentile {pct}"))
-    raise KeyError(name)
+def output_tags(plan: Any, label: str, year: int, *, simulated: bool) -> dict[str, str]:
+    """Dataset tags every output carries (version, region or tile, year, simulated flag)."""
+    tags = {
+        "EQI_VERSION": eqi_version(),
+        "EQI_REGION": label,
+        "EQI_YEAR": str(year),
+        "EQI_SEASON": plan.stack.season,
+        "EQI_SIMULATED": "true" if simulated else "false",
+    }
+    if simulated:
+        tags["EQI_NOTE"] = "SIMULATED DATA - produced by the eqi offline demo, not an observation"
+    return tags
 
 
 def write_product(
     name: str,
     da: xr.DataArray,
-    paths: Any,
-    tags: dict[str, str],
-    classes: list[tuple[int, str, str]] | None = None,
+    path: Path,
+    tags: Mapping[str, str],
+    classes: Sequence[ClassEntry] | None = None,
+    *,
+    style: bool = True,
+    output_name: str | None = None,
 ) -> Path:
-    """Write one product COG and its QGIS style; ``paths.product(name)`` gives the file."""
+    """Write product ``name`` (registry spec) as a COG at ``path``; with ``style`` also its .qml.
+
+    ``output_name`` labels the file when it differs from the product (``ndvi_s1``).
+    """
     spec = spec_for(name)
-    path = paths.product(name)
-    if spec.kind == "categorical" and classes is None and spec.name.startswith("rsei_grade"):
-        classes = rsei_grade_classes()
+    label = output_name or name
     if spec.dtype != "float32":
         values = da.fillna(spec.nodata).astype(spec.dtype) if da.dtype.kind == "f" else da.astype(spec.dtype)
     else:
         values = da.astype("float32")
-    product_tags = {**tags, "EQI_PRODUCT": name}
+    product_tags = {**tags, "EQI_PRODUCT": label}
+    description = spec.description if output_name is None else f"{spec.description} ({label})"
     if tags.get("EQI_SIMULATED") == "true":
-        spec = replace(spec, description=f"{spec.description} [SIMULATED DATA]")
-    if spec.kind == "categorical" and classes:
-        write_cog(
-            values, path, nodata=spec.nodata, description=spec.description, kind="categorical",
-            units=spec.units, tags=product_tags, colormap=colormap_from_classes(classes),
-            category_names=names_from_classes(classes),
-        )
-        write_qml(path, categorical_qml(classes, nodata=int(spec.nodata), label=spec.description))
+        description = f"{description} [SIMULATED DATA]"
+    spec = replace(spec, description=description)
+    categorical = spec.kind == "categorical" and bool(classes)
+    write_cog(
+        values, path, nodata=spec.nodata, description=spec.description,
+        kind="categorical" if spec.kind == "categorical" else "continuous", units=spec.units,
+        tags=product_tags, colormap=colormap_from_classes(classes) if categorical else None,
+        category_names=names_from_classes(classes) if categorical else None,
+    )  # fmt: skip
+    if not style:
+        return path
+    if categorical:
+        write_qml(path, categorical_qml(list(classes or ()), nodata=int(spec.nodata), label=spec.description))
     else:
-        write_cog(
-            values, path, nodata=spec.nodata, description=spec.description, kind="continuous",
-            units=spec.units, tags=product_tags,
-        )
         lo, hi = spec.display_range or display_range(values, None if spec.dtype == "float32" else spec.nodata)
         write_qml(
             path,
             continuous_qml(lo, hi, ramp(spec.ramp or "grey", lo, hi),
-                           nodata=None if spec.dtype == "float32" else spec.nodata,
-                           label=spec.description),
-        )
+                           nodata=None if spec.dtype == "float32" else spec.nodata, label=spec.description),
+        )  # fmt: skip
     return path
 
 

@@ -25,7 +25,7 @@ import xarray as xr
 from eqi.errors import ConfigError, InputError
 from eqi.params import param_value
 
-__all__ = ["FvcBounds", "fvc_bounds", "fvc"]
+__all__ = ["FvcBounds", "fvc_bounds", "fvc", "NDVI_BINS", "ndvi_histogram", "fvc_bounds_from_histogram"]
 
 Method = Literal["percentile", "fixed"]
 
@@ -122,6 +122,73 @@ def fvc_bounds(
     if hi - lo < _value(p, "min_spread"):
         return fallback(f"percentile spread {hi - lo:.4f} < min_spread")
     return FvcBounds(lo, hi, "percentile", p_soil, p_veg, n_valid)
+
+
+NDVI_BINS = 20_000  # histogram bins over NDVI [-1, 1]: 1e-4 NDVI per bin
+
+
+def ndvi_histogram(ndvi: np.ndarray, water: np.ndarray | None = None) -> np.ndarray:
+    """Counts of finite NDVI outside ``water`` in :data:`NDVI_BINS` equal bins over [-1, 1] (int64).
+
+    Histograms of tiles and years add up, so end-members over a whole evaluation area and period
+    are found in bounded memory (:func:`fvc_bounds_from_histogram`).
+    """
+    values = np.asarray(ndvi, dtype=np.float64)
+    ok = np.isfinite(values)
+    if water is not None:
+        ok &= ~np.asarray(water, dtype=bool)
+    counts, _ = np.histogram(np.clip(values[ok], -1.0, 1.0), bins=NDVI_BINS, range=(-1.0, 1.0))
+    return counts.astype(np.int64)
+
+
+def _histogram_percentile(counts: np.ndarray, q: float) -> float:
+    """Percentile ``q`` (0-100) of the values behind ``counts``, NumPy's linear definition.
+
+    The k-th order statistic is placed uniformly inside its bin, so the result is within one bin
+    width (1e-4 NDVI) of ``numpy.percentile`` over the raw values.
+    """
+    n = int(counts.sum())
+    width = 2.0 / counts.size
+    rank = q / 100.0 * (n - 1)  # 0-based fractional rank
+    cum = np.cumsum(counts)
+
+    def order_stat(k: int) -> float:
+        b = int(np.searchsorted(cum, k + 1))  # bin holding the k-th value
+        before = int(cum[b - 1]) if b else 0
+        return -1.0 + width * (b + (k - before + 0.5) / counts[b])
+
+    lo = int(np.floor(rank))
+    hi = min(lo + 1, n - 1)
+    return order_stat(lo) + (order_stat(hi) - order_stat(lo)) * (rank - lo)
+
+
+def fvc_bounds_from_histogram(
+    counts: np.ndarray, *, method: Method | None = None, params: Mapping[str, Any]
+) -> FvcBounds:
+    """NDVI_soil and NDVI_veg from an NDVI histogram (:func:`ndvi_histogram`, summed over tiles
+    and years); the same rules and fallbacks as :func:`fvc_bounds`."""
+    p = params
+    method = method or p["method"]
+    fixed_soil, fixed_veg = _value(p, "ndvi_soil_fixed"), _value(p, "ndvi_veg_fixed")
+    if method == "fixed":
+        return FvcBounds(fixed_soil, fixed_veg, "fixed")
+    if method != "percentile":
+        raise ConfigError(f"fvc method {method!r} is unknown; use 'percentile' or 'fixed'")
+    p_soil, p_veg = _value(p, "p_soil"), _value(p, "p_veg")
+    if not 0.0 <= p_soil < p_veg <= 100.0:
+        raise ConfigError(f"fvc percentiles must satisfy 0 <= p_soil < p_veg <= 100, got {p_soil}, {p_veg}")
+    counts = np.asarray(counts, dtype=np.int64)
+    n_valid = int(counts.sum())
+
+    def fallback(reason: str) -> FvcBounds:
+        return FvcBounds(fixed_soil, fixed_veg, "fixed", p_soil, p_veg, n_valid, reason)
+
+    if n_valid < _value(p, "min_valid_pixels"):
+        return fallback(f"only {n_valid} valid land pixels (< min_valid_pixels)")
+    lo, hi = _histogram_percentile(counts, p_soil), _histogram_percentile(counts, p_veg)
+    if hi - lo < _value(p, "min_spread"):
+        return fallback(f"percentile spread {hi - lo:.4f} < min_spread")
+    return FvcBounds(round(lo, 6), round(hi, 6), "percentile", p_soil, p_veg, n_valid)
 
 
 def fvc(

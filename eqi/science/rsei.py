@@ -360,6 +360,19 @@ def _sample_positions(
     return np.concatenate(rows), np.concatenate(cols)
 
 
+def _allocate(total: int, weights: Sequence[int]) -> list[int]:
+    """Split ``total`` samples over parts in proportion to ``weights`` (largest remainder, exact)."""
+    w = np.asarray(weights, dtype=np.float64)
+    if total <= 0 or w.sum() == 0:
+        return [0] * len(weights)
+    share = w / w.sum() * total
+    base = np.floor(share).astype(int)
+    rest = total - int(base.sum())
+    order = np.argsort(-(share - base), kind="stable")[:rest]
+    base[order] += 1
+    return [int(min(b, wi)) for b, wi in zip(base, weights, strict=True)]
+
+
 def _gather(layer: xr.DataArray, rows: np.ndarray, cols: np.ndarray) -> Any:
     ydim, xdim = layer.dims
     return layer.isel(
@@ -444,7 +457,7 @@ def _covariance(x: np.ndarray) -> np.ndarray:
 
 
 def fit_rsei_model(
-    years: Sequence[RseiComponents],
+    years: Sequence[RseiComponents | Sequence[RseiComponents]],
     *,
     normalisation: str | None = None,
     sample_size: int | None = None,
@@ -460,7 +473,7 @@ def fit_rsei_model(
 
 
 def _fit(
-    years: Sequence[RseiComponents],
+    years: Sequence[RseiComponents | Sequence[RseiComponents]],
     *,
     normalisation: str | None = None,
     sample_size: int | None = None,
@@ -485,8 +498,12 @@ def _fit(
     if not years:
         raise InputError("fit_rsei_model needs the components of at least one year")
     p = _params(params)
-    variant = years[0].variant
-    if any(c.variant != variant for c in years):
+    groups = [[y] if isinstance(y, RseiComponents) else list(y) for y in years]
+    if any(not g for g in groups):
+        raise InputError("every year of an RSEI fit needs at least one part (tile)")
+    first = [g[0] for g in groups]
+    variant = first[0].variant
+    if any(c.variant != variant for g in groups for c in g):
         raise ConfigError("all years of a pooled RSEI must use the same variant (rsei or rsei3)")
     names = VARIANTS[variant]
     k = len(names)
@@ -500,43 +517,53 @@ def _fit(
     if size < k + 1:
         raise ConfigError(f"RSEI sample_size must be at least {k + 1}, got {size}")
 
-    # pass 1: valid masks (+ exact min/max for minmax)
-    valids = [c.valid() for c in years]
-    extremes: list[Any] = []
-    if method == "minmax":
-        for c, v in zip(years, valids, strict=True):
-            for n in names:
-                layer = c.layers[n].where(v)
-                extremes += [layer.min().data, layer.max().data]
-    computed = dask.compute(*[v.data for v in valids], *extremes)
-    masks = [np.asarray(m, dtype=bool) for m in computed[: len(years)]]
-    n_valid = tuple(int(m.sum()) for m in masks)
-    for c, n in zip(years, n_valid, strict=True):
+    # pass 1: valid-pixel counts per part (+ exact min/max for minmax); masks are not kept, so
+    # memory does not grow with the number of tiles
+    lazy: list[Any] = []
+    for g in groups:
+        for c in g:
+            v = c.valid()
+            lazy.append(v.sum().data)
+            if method == "minmax":
+                for n in names:
+                    layer = c.layers[n].where(v)
+                    lazy += [layer.min().data, layer.max().data]
+    computed = dask.compute(*lazy)
+    step = 1 + (2 * k if method == "minmax" else 0)
+    part_valid = [int(computed[i]) for i in range(0, len(computed), step)]
+    extremes = [computed[i + 1 : i + step] for i in range(0, len(computed), step)]
+    n_valid_parts: list[list[int]] = []
+    pos = 0
+    for g in groups:
+        n_valid_parts.append(part_valid[pos : pos + len(g)])
+        pos += len(g)
+    n_valid = tuple(sum(v) for v in n_valid_parts)
+    for c, n in zip(first, n_valid, strict=True):
         if n < k + 1:
             raise InputError(
                 f"RSEI year {c.label or '?'} has only {n} valid pixels (water, masked or NaN "
                 "elsewhere); check the composite, the water mask and the region"
             )
 
-    # pass 2: seeded sample per year, gathered by position
-    gathers: list[Any] = []
-    for i, (c, m) in enumerate(zip(years, masks, strict=True)):
-        rng = np.random.default_rng([seed, i])
-        rows, cols = _sample_positions(m, size, rng)
-        gathers += [_gather(c.layers[n], rows, cols) for n in names]
-    values = dask.compute(*gathers)
-    sample = np.concatenate(
-        [
-            np.stack([np.asarray(values[i * k + j], np.float64) for j in range(k)], axis=1)
-            for i in range(len(years))
-        ]
-    )
+    # pass 2: seeded sample per year, spread over its parts in proportion to their valid pixels
+    blocks: list[np.ndarray] = []
+    for i, (g, counts) in enumerate(zip(groups, n_valid_parts, strict=True)):
+        quotas = _allocate(min(size, sum(counts)), counts)
+        for j, (c, quota) in enumerate(zip(g, quotas, strict=True)):
+            if quota == 0:
+                continue
+            (mask,) = dask.compute(c.valid().data)
+            rng = np.random.default_rng([seed, i] if len(g) == 1 else [seed, i, j])
+            rows, cols = _sample_positions(np.asarray(mask, dtype=bool), quota, rng)
+            values = dask.compute(*[_gather(c.layers[n], rows, cols) for n in names])
+            blocks.append(np.stack([np.asarray(v, np.float64) for v in values], axis=1))
+    sample = np.concatenate(blocks)
 
     # normalisation bounds
     percentiles: tuple[float, float] | None = None
     if method == "minmax":
-        ext = np.asarray(computed[len(years) :], dtype=np.float64).reshape(len(years), k, 2)
-        lo, hi = ext[:, :, 0].min(axis=0), ext[:, :, 1].max(axis=0)
+        ext = np.asarray(extremes, dtype=np.float64).reshape(len(extremes), k, 2)
+        lo, hi = np.nanmin(ext[:, :, 0], axis=0), np.nanmax(ext[:, :, 1], axis=0)
     else:
         percentiles = (float(norm_cfg["p_low"]), float(norm_cfg["p_high"]))
         lo = np.array([np.percentile(sample[:, j], percentiles[0]) for j in range(k)])
@@ -561,10 +588,12 @@ def _fit(
     share = float(eigval[0] / total) if total > 0 else 0.0
 
     # pass 3: final min-max bounds of RSEI_0 over all valid pixels of all years
-    rsei0 = [_rsei0(c, lo, hi, mean, vec) for c in years]
-    ext0 = dask.compute(*[a for r in rsei0 for a in (r.min().data, r.max().data)])
-    rmin = float(min(ext0[0::2]))
-    rmax = float(max(ext0[1::2]))
+    rsei0 = [[_rsei0(c, lo, hi, mean, vec) for c in g] for g in groups]
+    ext0 = np.asarray(
+        dask.compute(*[a for g in rsei0 for r in g for a in (r.min().data, r.max().data)]), dtype=np.float64
+    )
+    rmin = float(np.nanmin(ext0[0::2]))
+    rmax = float(np.nanmax(ext0[1::2]))
     if not rmax > rmin:
         raise InputError(
             "RSEI_0 is constant over the valid pixels; the components carry no contrast"
@@ -580,7 +609,7 @@ def _fit(
 
     model = RseiModel(
         variant=variant,
-        mode="per-year" if len(years) == 1 else "pooled",
+        mode="per-year" if len(groups) == 1 else "pooled",
         components=names,
         normalisation=method,
         norm_percentiles=percentiles,
@@ -595,13 +624,14 @@ def _fit(
         sample_size=int(sample.shape[0]),
         sample_size_requested=size,
         seed=seed,
-        labels=tuple(c.label for c in years),
-        sensors=tuple(c.sensor for c in years),
+        labels=tuple(c.label for c in first),
+        sensors=tuple(c.sensor for c in first),
         n_valid=n_valid,
         grade_edges=tuple(float(e) for e in p["grading"]["edges"]),
         qa=tuple(qa),
     )
-    return model, rsei0  # RSEI_0 of each year: applying the model need not compute it again
+    # RSEI_0 of each year (a list of parts where a year had several): applying need not recompute it
+    return model, [r[0] if isinstance(y, RseiComponents) else r for y, r in zip(years, rsei0, strict=True)]
 
 
 def grade_rsei(rsei: xr.DataArray, edges: Sequence[float]) -> xr.DataArray:

@@ -1,0 +1,181 @@
+"""Apply fitted products per tile, then mosaic per region: VRT over tiles + clipped COG + item.
+
+Apply (tile x year): the area models turn the tile store's layers into FVC, RSEI, land cover ...;
+written beside the area's other outputs.  Region (region x year): for each product a VRT over the
+tiles the region touches (the mosaic analysts can open for the area) and a COG clipped to the
+region (nodata outside), with its QGIS style; ``items.json`` (scenes used), ``metadata.json`` and
+``item.json`` (written last, the done marker).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pystac
+import xarray as xr
+from odc.geo.geobox import GeoBox
+
+from eqi.geo.grid import TileId
+from eqi.geo.regions import Region
+from eqi.io.atomic import atomic_write_json, clean_stale_temps
+from eqi.io.catalog import load_items, save_items
+from eqi.io.raster import open_raster, region_mask, write_vrt
+from eqi.io.stac import AssetInfo, eqi_version, product_item, write_item_atomic
+from eqi.pipeline.context import TileContext
+from eqi.pipeline.plan import Plan
+from eqi.pipeline.tile_stage import tile_footprint
+from eqi.pipeline.writing import output_tags, write_product
+from eqi.products import REGISTRY, ClassEntry, spec_for
+from eqi.resources import method_profiles
+
+__all__ = ["run_apply", "run_region", "write_area_mosaics", "output_names"]
+
+
+def run_apply(
+    plan: Plan, year: int, tile: TileId, stored: Mapping[str, Path], models: Mapping[str, Any], *,
+    task_id: str, classes: Mapping[str, Sequence[ClassEntry]], simulated: bool,
+    references: Mapping[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Fitted products of one tile and year from the tile store; ``item.json`` last."""
+    out_dir = plan.apply_dir(year, tile)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(out_dir)
+    (out_dir / "item.json").unlink(missing_ok=True)
+    geobox = plan.stack.grid.tile_geobox(tile)
+    ctx = TileContext(geobox, profiles=plan.profiles, models=models, stored=stored,
+                      references=references, chunk=plan.stack.chunk)
+    tags = output_tags(plan, f"tile {tile}", year, simulated=simulated)
+    files: dict[str, Path] = {}
+    for name in plan.fitted_products:
+        da = ctx.with_coords(ctx.get(name)) if "x" not in ctx.get(name).coords else ctx.get(name)
+        files[name] = write_product(name, da, out_dir / f"{name}.tif", tags, classes.get(name), style=False)
+    assets = {n: AssetInfo(path=p, title=spec_for(n).description) for n, p in files.items()}
+    footprint = tile_footprint(geobox)
+    item = product_item(task_id, f"tile {tile}", year, footprint, list(footprint.bounds), assets,
+                        properties={"eqi:tile": str(tile), "eqi:products": sorted(files)},
+                        simulated=simulated, checksums=False)  # fmt: skip
+    write_item_atomic(item, out_dir / "item.json")
+    return files
+
+
+def output_names(plan: Plan) -> list[str]:
+    """Files per region: the products asked for, plus band percentiles."""
+    names = list(plan.outputs)
+    for band in plan.outputs:
+        names += [f"{band}_p{p:g}" for p in plan.stack.percentiles if band in REGISTRY and REGISTRY[band].family == "composite" and band != "count"]
+    return names
+
+
+def _sources(files: Mapping[TileId, Mapping[str, Path]], name: str, grid: Any) -> list[tuple[Path, GeoBox]]:
+    return [(paths[name], grid.tile_geobox(tile)) for tile, paths in sorted(files.items()) if name in paths]
+
+
+def _clip(da: xr.DataArray, inside: np.ndarray, nodata: float | int) -> xr.DataArray:
+    mask = xr.DataArray(inside, dims=("y", "x"), coords={"y": da.y, "x": da.x})
+    if np.issubdtype(da.dtype, np.floating):
+        return da.where(mask)
+    return da.where(mask, nodata).astype(da.dtype)
+
+
+def run_region(
+    plan: Plan, region: Region, year: int, files: Mapping[TileId, Mapping[str, Path]], *,
+    task_id: str, classes: Mapping[str, Sequence[ClassEntry]], method: Mapping[str, Any],
+    simulated: bool, extra_files: Mapping[str, Path] | None = None, notes: Mapping[str, Any] | None = None,
+) -> list[Path]:
+    """Mosaic and clip every output of ``region`` for ``year``; returns the files written."""
+    out_dir = plan.region_dir(region, year)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(out_dir)
+    item_path = out_dir / "item.json"
+    item_path.unlink(missing_ok=True)  # files change from here: a failure leaves a task that reruns
+    grid = plan.stack.grid
+    geobox = grid.region_geobox(region.geometry)
+    inside = region_mask(region.geometry, geobox)
+    tags = {**output_tags(plan, region.name, year, simulated=simulated), "EQI_TASK_ID": task_id}
+    items = _region_items(files, out_dir)
+    tags["EQI_SCENE_COUNT"] = str(len(items))
+    tags["EQI_SCENES"] = "see items.json and item.json (eqi:scene_ids)"
+    written: dict[str, AssetInfo] = {}
+    for name in output_names(plan):
+        spec = spec_for(name)
+        sources = _sources(files, name, grid)
+        vrt = write_vrt(out_dir / f"{name}.vrt", geobox, sources, dtype=spec.dtype, nodata=spec.nodata,
+                        description=spec.description)  # fmt: skip
+        da = _clip(open_raster(vrt, chunk=plan.stack.chunk), inside, spec.nodata)
+        path = write_product(name, da, out_dir / f"{name}.tif", tags, classes.get(name.split("_p")[0]))
+        written[name] = AssetInfo(path=path, title=spec.description)
+        written[f"{name}_style"] = AssetInfo(path=path.with_suffix(".qml"), title=f"QGIS style of {name}",
+                                             roles=("style",), media_type="text/xml")
+        written[f"{name}_mosaic"] = AssetInfo(path=vrt, title=f"{name} mosaic over the tiles (VRT)",
+                                              roles=("data", "overview"), media_type="application/x-ogc-vrt+xml")
+    for target_name, source in (extra_files or {}).items():
+        target = out_dir / target_name
+        shutil.copyfile(source, target)
+        written[target.stem] = AssetInfo(
+            path=target, title=target.name, roles=("metadata",),
+            media_type="application/json" if target.suffix == ".json" else "text/markdown",
+        )  # fmt: skip
+    written["items"] = AssetInfo(path=out_dir / "items.json", title="STAC items used (inputs)",
+                                 roles=("metadata",), media_type="application/geo+json")
+    scene_ids = sorted(i.id for i in items)
+    meta_path = atomic_write_json(out_dir / "metadata.json", {
+        "task_id": task_id,
+        "software": {"eqi": eqi_version()},
+        "simulated": simulated,
+        "scene_ids": scene_ids,
+        "config": dict(plan.config_dump),
+        "method": {**method, "profiles": method_profiles()},
+        "grid": grid.describe(),
+        "tiles": sorted(str(t) for t in files),
+        **(notes or {}),
+    })  # fmt: skip
+    written["metadata"] = AssetInfo(path=meta_path, title="Method metadata", roles=("metadata",),
+                                    media_type="application/json")
+    window = plan.stack.window(year)
+    item = product_item(
+        task_id, region.name, year, region.geometry, list(region.geometry.bounds), written,
+        properties={
+            "eqi:products": [n for n in output_names(plan)],
+            "eqi:season": plan.stack.season,
+            "eqi:sensors": sorted({str(i.properties.get("platform", "")) for i in items} - {""}),
+            "eqi:area": plan.area.slug,
+            "start_datetime": window.split("/")[0],
+            "end_datetime": window.split("/")[1],
+        },
+        scene_ids=scene_ids, method=method, config_hash=plan.config_hash, simulated=simulated,
+    )  # fmt: skip
+    write_item_atomic(item, item_path)
+    return [a.path for a in written.values()]
+
+
+def _region_items(files: Mapping[TileId, Mapping[str, Path]], out_dir: Path) -> list[pystac.Item]:
+    """The scenes of the region's tiles (main season and extra seasons), saved as items.json."""
+    seen: dict[str, pystac.Item] = {}
+    for paths in files.values():
+        folder = paths.get("_dir")
+        if folder is None:
+            continue
+        for path in sorted(Path(folder).glob("items*.json")):
+            for item in load_items(path):
+                seen.setdefault(item.id, item)
+    items = sorted(seen.values(), key=lambda i: (str(i.datetime), i.id))
+    save_items(items, out_dir / "items.json")
+    return items
+
+
+def write_area_mosaics(plan: Plan, year: int, files: Mapping[TileId, Mapping[str, Path]]) -> list[Path]:
+    """One VRT per product over every tile of the evaluation area (``OUT/areas/<area>/<year>/``)."""
+    grid = plan.stack.grid
+    geobox = grid.region_geobox(plan.area.geometry)
+    out = []
+    for name in output_names(plan):
+        spec = spec_for(name)
+        sources = _sources(files, name, grid)
+        if sources:
+            out.append(write_vrt(plan.area_root / str(year) / f"{name}.vrt", geobox, sources,
+                                 dtype=spec.dtype, nodata=spec.nodata, description=spec.description))
+    return out
