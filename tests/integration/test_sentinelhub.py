@@ -193,9 +193,14 @@ def test_second_run_makes_no_process_request(fake, tmp_path) -> None:
     other = GeoBox((60, 60), Affine(30, 0, 384000.0, 0, -30, 3398000.0), "EPSG:32648")
     again.materialize(items2[:1], other, BANDS)
     assert fake.stats()["process_requests"] == start + 5
+    # a tile beyond the Process API's 2500 px limit is refused before any request
+    huge = GeoBox((2600, 100), Affine(30, 0, 384000.0, 0, -30, 3398000.0), "EPSG:32648")
+    with pytest.raises(ConfigError, match="at most 2500 x 2500"):
+        again.materialize(items2[:1], huge, BANDS)
+    assert fake.stats()["process_requests"] == start + 5
 
 
-def test_rate_limit_is_waited_out(start_fake, tmp_path) -> None:
+def test_rate_limit_is_waited_out(start_fake, tmp_path, caplog) -> None:
     limited = start_fake("--rate-limit-first", "2", "--retry-after-ms", "1200")
     catalog = open_catalog(limited.source, environ=GOOD_ENV, cache_dir=tmp_path / "cache")
     found = catalog.search(bbox=BBOX, datetime="2022-06-01/2022-06-30", collections=["sentinel-2-l2a"])
@@ -207,6 +212,7 @@ def test_rate_limit_is_waited_out(start_fake, tmp_path) -> None:
     assert stats["process_rate_limited"] == 2 and stats["process_served"] == 1
     assert waited >= 2 * 1.2 - 0.1, f"answered after {waited:.2f} s; Retry-After asked 2 x 1.2 s"
     assert Path(item.assets["red"].href).is_file()
+    assert "rate limit (HTTP 429) hit 2 time(s)" in caplog.text
 
 
 def _eqi(args: list[str], env_extra: dict[str, str]) -> subprocess.CompletedProcess:

@@ -58,6 +58,7 @@ __all__ = ["SentinelHubCatalog", "default_cache_dir", "ENV_CACHE"]
 log = logging.getLogger("eqi.sentinelhub")
 
 ENV_CACHE = "EQI_SH_CACHE"
+MAX_REQUEST_PX = 2500  # Process API limit on output width and height
 _S2_START = datetime(2015, 6, 23, tzinfo=UTC)  # Sentinel-2A launch: the start of open intervals
 _AUTH_STATUS = (400, 401, 403)
 
@@ -318,6 +319,13 @@ class SentinelHubCatalog:
                     "items returned by its search()"
                 )
         grid = request_grid(geobox, utm_resolution=self.utm_resolution)
+        if max(grid.width, grid.height) > MAX_REQUEST_PX:
+            raise ConfigError(
+                f"a Sentinel Hub request for this tile would be {grid.width} x {grid.height} px "
+                f"({'the tile grid' if grid.exact else f'UTM grid at {grid.transform.a:g} m'}); "
+                f"the Process API allows at most {MAX_REQUEST_PX} x {MAX_REQUEST_PX}: use smaller "
+                "tiles, or a coarser ?utm_resolution= for a non-EPSG run CRS"
+            )
         url = f"{self.base_url}/api/v1/process"
         out = []
         for acquisition in acquisitions(items):
