@@ -145,6 +145,7 @@ def test_same_dn_as_the_archive_source(sim, fake, tmp_path, grid) -> None:
     before = fake.stats()
     catalog = open_catalog(fake.source, environ=GOOD_ENV, cache_dir=tmp_path / "cache")
     assert isinstance(catalog, SentinelHubCatalog) and needs_materialize(catalog)
+    assert "accepted" in catalog.check()
     found = catalog.search(bbox=BBOX, datetime=PERIOD, collections=["sentinel-2-l2a"])
     assert fake.stats()["catalog_requests"] - before["catalog_requests"] == 5  # 9 features, pages of 2
     # the same acquisitions, under the ESA product names Sentinel Hub uses
@@ -257,6 +258,8 @@ def test_bad_secret_exits_2_naming_the_source_and_leaks_nothing(fake, sim, tmp_p
     caplog.set_level(logging.DEBUG)
     catalog = open_catalog(fake.source, environ={"SH_CLIENT_ID": CLIENT, "SH_CLIENT_SECRET": wrong},
                            cache_dir=cache)  # fmt: skip
+    with pytest.raises(ConfigError, match="refused the client credentials"):
+        catalog.check()
     with pytest.raises(ConfigError) as err:
         catalog.search(bbox=BBOX, datetime=PERIOD, collections=["sentinel-2-l2a"])
     assert err.value.exit_code == 2

@@ -242,6 +242,16 @@ class SentinelHubCatalog:
             )
         )
 
+    def check(self) -> str:
+        """Get a token now (credentials accepted?) and say so; :class:`ConfigError` if refused.
+
+        For ``eqi validate`` and the plan check, before any computation or output folder."""
+        self._download_client()
+        return (
+            f"Sentinel Hub {self.base_url}: client {self.credentials.client_id} "
+            f"(from {self.credentials.origin}) accepted"
+        )
+
     # -------------------------------------------------------------------------------- search
 
     def search(
