@@ -1,8 +1,10 @@
-"""Scene catalogs behind one interface: remote STAC APIs and local stac-geoparquet archives.
+"""Scene catalogs behind one interface: remote STAC APIs, local stac-geoparquet archives, Sentinel Hub.
 
 ``open_catalog(source)`` returns a :class:`Catalog` whose ``search(bbox=, datetime=, collections=)``
 gives pystac Items sorted by datetime then id.  ``index_archive`` builds an archive from delivered
-Landsat C2 L2 / Sentinel-2 L2A folders.
+Landsat C2 L2 / Sentinel-2 L2A folders.  A Sentinel Hub source (``sentinelhub://...``) has no files
+to read: its catalog also has ``materialize(items, geobox, bands)``, which turns found items into
+items with local band files on a tile's grid (:func:`needs_materialize` tells the two apart).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from eqi.errors import ConfigError
 from eqi.io.catalog.archive import ArchiveCatalog, IndexReport, index_archive
 from eqi.io.catalog.base import Catalog, load_items, save_items, sort_items
+from eqi.io.catalog.sentinelhub import SentinelHubCatalog, is_sentinelhub_source
 from eqi.io.catalog.stac_api import StacApiCatalog
 
 __all__ = [
@@ -25,22 +28,37 @@ __all__ = [
     "ArchiveCatalog",
     "IndexReport",
     "StacApiCatalog",
+    "SentinelHubCatalog",
+    "needs_materialize",
+    "is_sentinelhub_source",
 ]
 
 
+def needs_materialize(catalog: object) -> bool:
+    """Whether a catalog's items must go through ``catalog.materialize(items, geobox, bands)``
+    before they can be loaded (Sentinel Hub), rather than being read from their asset hrefs."""
+    return callable(getattr(catalog, "materialize", None))
+
+
 def open_catalog(source: str | Path, **options: Any) -> Catalog:
-    """Open a catalog: an http(s) URL -> STAC API; a ``.parquet`` file -> local archive.
+    """Open a catalog: an http(s) URL -> STAC API; a ``.parquet`` file -> local archive;
+    ``sentinelhub://DEPLOYMENT`` (or ``sentinelhub+http://127.0.0.1:PORT``) -> Sentinel Hub.
 
     ``options`` configure a STAC API (``retries``, ``backoff_factor``, ``timeout``, ``headers``,
-    ``modifier``...; see :class:`~eqi.io.catalog.stac_api.StacApiCatalog`); an archive ignores them.
+    ``modifier``...; see :class:`~eqi.io.catalog.stac_api.StacApiCatalog`) or Sentinel Hub
+    (``cache_dir``, ``credentials_file``, ``timeout``...; see
+    :class:`~eqi.io.catalog.sentinelhub.SentinelHubCatalog`); an archive ignores them.
     """
     text = str(source)
+    if is_sentinelhub_source(text):
+        return SentinelHubCatalog(text, **options)
     if text.startswith(("http://", "https://")):
         return StacApiCatalog(text, **options)
     path = Path(source).expanduser()
     if path.suffix.lower() in {".parquet", ".geoparquet"}:
         return ArchiveCatalog(path)
     raise ConfigError(
-        f"source '{text}' is neither a STAC API URL (http:// or https://) nor a stac-geoparquet "
+        f"source '{text}' is neither a STAC API URL (http:// or https://), a Sentinel Hub "
+        "deployment (sentinelhub://cdse, sentinelhub://sentinel-hub) nor a stac-geoparquet "
         "archive (.parquet); build an archive with: eqi archive index DIR... --out FILE.parquet"
     )
