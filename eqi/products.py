@@ -89,7 +89,8 @@ class Product:
         Composite bands it reads, sensor-neutral aliases; or a callable ``(sensor, indices
         profile) -> bands`` when they depend on the sensor (tasseled-cap wetness).
     needs
-        Other products computed before it (and kept in the tile store when ``model`` uses them).
+        Other products computed before it (and kept in the tile store when ``model`` uses them);
+        or a callable ``(run options) -> names`` when they depend on a method option (RSEI variant).
     compute
         ``ctx -> DataArray`` on the tile grid.  ``None``: the composite variable of the same name.
     model
@@ -113,7 +114,7 @@ class Product:
     ramp: str | None = None
     display_range: tuple[float, float] | None = None
     bands: tuple[str, ...] | Callable[[str, Profile], Iterable[str]] = ()
-    needs: tuple[str, ...] = ()
+    needs: tuple[str, ...] | Callable[[Mapping[str, Any]], tuple[str, ...]] = ()
     compute: Callable[[ProductContext], xr.DataArray] | None = None
     model: str | None = None
     role: Role = "main"
@@ -121,6 +122,10 @@ class Product:
     classes: Callable[[ProductContext], Sequence[ClassEntry]] | None = None
     family: Family = "vegetation"
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def needs_for(self, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """The products this one needs under the run's method options."""
+        return tuple(self.needs(options)) if callable(self.needs) else tuple(self.needs)
 
     def bands_for(self, sensor: str, indices_profile: Profile) -> set[str]:
         """Composite bands this product reads for ``sensor`` (not counting ``needs``)."""
@@ -218,7 +223,10 @@ def rsei_grade_classes(ctx: ProductContext) -> list[ClassEntry]:
 
 # RSEI components come from the sensor-specific composite (heat options, spec §6.1)
 _RSEI_LAYER = {"ndvi": "rsei_ndvi"}
-_RSEI_INPUTS = ("rsei_ndvi", "wet", "lst", "ndbsi", "rsei_mndwi", "rsei_count")
+def _rsei_inputs(options: Mapping[str, Any]) -> tuple[str, ...]:
+    variant = options.get("rsei_variant", "rsei")
+    layers = tuple(_RSEI_LAYER.get(n, n) for n in rsei_science.VARIANTS[variant])
+    return (*layers, "rsei_mndwi", "rsei_count")
 _LANDCOVER_INPUTS = (*COMPOSITE_BANDS, "ndvi", "mndwi", "ndbsi", "lc_reference")
 
 
@@ -272,7 +280,7 @@ for _entry in (
     Product("fvc", "Fractional vegetation cover (pixel dichotomy)", ramp="ndvi", display_range=(0.0, 1.0),
             needs=("ndvi", "mndwi"), compute=_fvc, model="fvc"),
     Product("rsei", "Remote Sensing Ecological Index", ramp="rsei", display_range=(0.0, 1.0),
-            needs=_RSEI_INPUTS, compute=_rsei, model="rsei", family="rsei"),
+            needs=_rsei_inputs, compute=_rsei, model="rsei", family="rsei"),
     Product("rsei_grade", "RSEI grade (0.2 steps)", kind="categorical", dtype="uint8", nodata=0,
             units="class", needs=("rsei",), compute=_rsei_grade, model="rsei", family="rsei",
             classes=rsei_grade_classes),
@@ -314,8 +322,12 @@ def expand_products(requested: Iterable[str]) -> list[str]:
     return seen
 
 
-def requirements(names: Iterable[str]) -> list[str]:
-    """``names`` plus every product they need, dependencies first (topological order)."""
+def requirements(names: Iterable[str], options: Mapping[str, Any] | None = None) -> list[str]:
+    """``names`` plus every product they need, dependencies first (topological order).
+
+    ``options`` are the run's method options that change what a product needs (``rsei_variant``).
+    """
+    options = options or {}
     order: list[str] = []
 
     def visit(name: str, path: tuple[str, ...]) -> None:
@@ -324,7 +336,7 @@ def requirements(names: Iterable[str]) -> list[str]:
         if name in path:
             raise ConfigError(f"product dependency cycle: {' -> '.join((*path, name))}")
         entry = REGISTRY.get(name)
-        for dep in entry.needs if entry else ():
+        for dep in entry.needs_for(options) if entry else ():
             visit(dep, (*path, name))
         order.append(name)
 
@@ -334,7 +346,8 @@ def requirements(names: Iterable[str]) -> list[str]:
 
 
 def bands_for(
-    names: Iterable[str], sensors: Mapping[Role, Iterable[str]], indices_profile: Profile
+    names: Iterable[str], sensors: Mapping[Role, Iterable[str]], indices_profile: Profile,
+    options: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Composite bands needed to compute ``names`` (and what they need).
 
@@ -342,7 +355,7 @@ def bands_for(
     mixed run with heat option 1 the ``specific`` and ``thermal`` roles have only Landsat).
     """
     needed = {"red", "nir"}  # the clear-observation count's validity uses them
-    for name in requirements(names):
+    for name in requirements(names, options):
         entry = REGISTRY.get(name)
         if entry is None:  # an extra band alias
             needed.add(name)

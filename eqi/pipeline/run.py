@@ -32,7 +32,7 @@ from eqi.errors import EqiError, InputError, NoScenesError, TaskFailedError
 from eqi.geo.grid import TileId
 from eqi.geo.regions import Region, load_regions
 from eqi.io import landcover_tables
-from eqi.io.catalog import load_items, open_catalog, save_items
+from eqi.io.catalog import is_sentinelhub_source, load_items, open_catalog, save_items
 from eqi.io.landcover_reference import reference_items
 from eqi.io.stac import update_catalog
 from eqi.pipeline.fit import fit_model, load_model, model_done
@@ -80,10 +80,18 @@ class _LazyCatalog:
         self.source = source
         self._catalog: Any = None
 
-    def search(self, **kwargs: Any) -> list[pystac.Item]:
+    @property
+    def catalog(self) -> Any:
         if self._catalog is None:
             self._catalog = open_catalog(self.source)
-        return self._catalog.search(**kwargs)
+        return self._catalog
+
+    def search(self, **kwargs: Any) -> list[pystac.Item]:
+        return self.catalog.search(**kwargs)
+
+    def materializer(self) -> Any:
+        """``materialize(items, geobox, bands)`` for sources without files (Sentinel Hub), else None."""
+        return self.catalog.materialize if is_sentinelhub_source(self.source) else None
 
 
 def _tasks(p: Plan) -> list[Task]:
@@ -340,7 +348,8 @@ def _run_locked(p: Plan, catalog: Any, *, overwrite: bool, progress: Callable[[s
                     tile_files[(year, tile)] = files
                     continue
             try:
-                run_tile(p, tile, scenes, task_id=tid, references=loaders, progress=progress)
+                run_tile(p, tile, scenes, task_id=tid, references=loaders, progress=progress,
+                         materialize=catalog.materializer())
                 tile_files[(year, tile)] = _tile_files(item_path)
             except (EqiError, RasterioError) as exc:
                 tile_errors[(year, tile)] = _as_input_error(exc)

@@ -46,6 +46,7 @@ log = logging.getLogger("eqi.run")
 
 LANDCOVER_FEATURE_INDICES = ("ndvi", "mndwi", "ndbsi")  # classifier features beside the bands
 LANDSAT, SENTINEL2 = "landsat-c2l2", "sentinel2-l2a"
+Materialize = Callable[[Sequence[pystac.Item], GeoBox, Sequence[str]], list[pystac.Item]]
 
 
 @dataclass(frozen=True)
@@ -135,9 +136,14 @@ def run_tile(
     *,
     task_id: str,
     references: Mapping[str, Callable[[GeoBox], xr.DataArray]] | None = None,
+    materialize: Materialize | None = None,
     progress: Callable[[str], None] = print,
 ) -> TileOutcome:
-    """Compute and write the tile products of one tile and year; ``item.json`` last."""
+    """Compute and write the tile products of one tile and year; ``item.json`` last.
+
+    ``materialize(items, geobox, bands)`` fetches pixels for sources without files (Sentinel Hub)
+    and returns items whose assets are local files on the tile grid.
+    """
     year = scenes.year
     out_dir = plan.tile_dir(year, tile)
     geobox = plan.stack.grid.tile_geobox(tile)
@@ -145,16 +151,18 @@ def run_tile(
     out_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out_dir)
     item_path = out_dir / "item.json"
-    item_path.unlink(missing_ok=True)  # files change from here: a failure leaves a task that reruns
-    save_items(items, out_dir / "items.json")
     if not items:
+        item_path.unlink(missing_ok=True)
+        save_items(items, out_dir / "items.json")
         return _finish(plan, tile, year, geobox, {}, [], task_id, empty=True)
 
     roles = _roles(plan, scenes)
     sensors = _sensors_by_role(scenes, roles)
     products = [p for p in plan.tile_products if p in REGISTRY or p in COMPOSITE_BANDS]
     extra_bands = [p for p in plan.outputs if p not in REGISTRY]
-    bands = bands_for([*products, *extra_bands], sensors, plan.profiles["indices"])
+    bands = bands_for([*products, *extra_bands], sensors, plan.profiles["indices"], plan.options)
+    if materialize is not None:
+        items = materialize(items, geobox, bands)
     groups = group_items(
         items, bands, s2_boa_offset=plan.stack.s2_boa_offset, require_mask=plan.stack.require_mask
     )
@@ -188,6 +196,9 @@ def run_tile(
         composites[role] = comp
     ctx = TileContext(geobox, composites=composites, profiles=plan.profiles, references=references,
                       chunk=plan.stack.chunk)
+    # files change from here: the old done marker goes first, so a failure leaves a task that reruns
+    item_path.unlink(missing_ok=True)
+    save_items(items, out_dir / "items.json")
     tags = output_tags(plan, f"tile {tile}", year, simulated=_simulated(plan, items))
     files: dict[str, Path] = {}
     for name in products:
@@ -202,21 +213,23 @@ def run_tile(
         if name in main:
             files[name] = write_product(name, main[name], out_dir / f"{name}.tif", tags, style=False)
     for k, window in enumerate(plan.options.get("extra_seasons", []), start=1):
-        files.update(_season_features(plan, tile, scenes, window, k, geobox, out_dir, tags))
+        files.update(_season_features(plan, scenes, window, k, geobox, out_dir, tags, materialize))
     meta = {"cloud_mask": main.attrs.get("cloud_mask"), "sensor": main_label,
             "composites": {r: c.attrs.get("sensor") for r, c in composites.items()}}
     return _finish(plan, tile, year, geobox, files, items, task_id, metadata=meta)
 
 
 def _season_features(
-    plan: Plan, tile: TileId, scenes: YearScenes, window: str, k: int, geobox: GeoBox,
-    out_dir: Path, tags: Mapping[str, str],
+    plan: Plan, scenes: YearScenes, window: str, k: int, geobox: GeoBox,
+    out_dir: Path, tags: Mapping[str, str], materialize: Materialize | None,
 ) -> dict[str, Path]:
     """Bands and indices of another season of the year (classifier features ``<name>_s<k>``)."""
     items = items_for_tile(scenes.extra.get(window, ()), geobox)
     if not items:
         return {}
-    bands = [b for b in COMPOSITE_BANDS]
+    bands = list(COMPOSITE_BANDS)
+    if materialize is not None:
+        items = materialize(items, geobox, bands)
     groups = group_items(items, bands, s2_boa_offset=plan.stack.s2_boa_offset, require_mask=plan.stack.require_mask)
     comp = _composite(plan, groups, geobox, bands, _sensor_label({g.sensor.id for g in groups}))
     files: dict[str, Path] = {}

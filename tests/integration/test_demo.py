@@ -84,13 +84,18 @@ def test_no_clear_observation_is_nodata_and_offsets_are_harmonised(demo: Path) -
     assert abs(float(np.median(red23[both] - red22[both]))) < 0.01
 
 
-def test_pooled_rsei_shares_one_model(demo: Path) -> None:
-    pooled = demo / REGION / "rsei-pooled-2022-2023"
-    meta = json.loads((pooled / "metadata.json").read_text())["rsei"]
-    assert meta["mode"] == "pooled" and meta["years"] == ["2022", "2023"]
-    assert meta["loadings"]["ndvi"] > 0 and meta["loadings"]["wet"] > 0
+def test_rsei_and_fvc_are_fitted_once_for_the_area_and_period(demo: Path) -> None:
+    """One RSEI model and one pair of FVC end-members serve both years (spec §5.1, §6.5)."""
+    meta = {y: json.loads((demo / REGION / str(y) / "metadata.json").read_text())["method"] for y in (2022, 2023)}
+    rsei = meta[2022]["rsei"]
+    assert rsei["mode"] == "pooled" and rsei["years"] == ["2022", "2023"]
+    assert rsei["scope"]["area"] == REGION and rsei["scope"]["years"] == [2022, 2023]
+    assert rsei["loadings"]["ndvi"] > 0 and rsei["loadings"]["wet"] > 0
+    assert meta[2023]["rsei"]["loadings"] == rsei["loadings"]  # the same model in both years
+    assert meta[2023]["fvc"]["ndvi_soil"] == meta[2022]["fvc"]["ndvi_soil"]
+    assert (demo / "areas" / REGION / "models" / "rsei-2022-2023.json").is_file()
     for year in (2022, 2023):
-        with rasterio.open(pooled / f"rsei_{year}.tif") as src:
+        with rasterio.open(demo / REGION / str(year) / "rsei.tif") as src:
             values = src.read(1)
         finite = values[np.isfinite(values)]
         assert finite.size > 1000 and finite.min() >= 0.0 and finite.max() <= 1.0
