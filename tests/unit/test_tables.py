@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 
 from eqi.errors import InputError
-from eqi.io.tables import SCHEMAS, ei_table_values, eqi_table_rows, find_tables, read_table, read_tables
+from eqi.io.tables import (
+    SCHEMAS,
+    ei_table_values,
+    eqi_table_rows,
+    find_tables,
+    read_table,
+    read_tables,
+)
 from eqi.science.ei import EiInputs
 
 KNOWN = {"510104", "510105", "510106"}
