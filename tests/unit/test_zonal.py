@@ -80,9 +80,19 @@ def test_equals_exactextract_called_directly(rasters):
     np.testing.assert_allclose(ours["valid_km2"], direct["count"] * 0.0009, rtol=1e-9)
 
 
+def test_covered_area_of_a_region_beyond_the_raster(rasters):
+    # half of this region lies west of the raster: covered = Σ coverage of in-extent cells
+    regions = GeoDataFrame({"name": ["out"]}, geometry=[shapely.box(X0 - 600, Y0 - 900, X0 + 600.5, Y0 - 300)], crs=ALBERS_CHINA)
+    ours = zonal_stats(rasters["cont"], regions)
+    direct = exact_extract(str(rasters["cont"]), regions, ["all=count(default_value=0)"], output="pandas")
+    assert ours.loc[0, "covered_km2"] == pytest.approx(direct.loc[0, "all"] * 0.0009, rel=1e-9)
+    assert ours.loc[0, "covered_km2"] == pytest.approx(600.5 * 600 / 1e6, rel=1e-9)
+    assert ours.loc[0, "outside_fraction"] == pytest.approx(600 / 1200.5, rel=1e-9)
+
+
 def test_equals_independent_exact_coverage(rasters):
     regions = _polygons()
-    ours = zonal_stats(rasters["cont"], regions)
+    ours = zonal_stats(rasters["cont"], regions, cell_counts=True)
     v = rasters["values"].astype(np.float64)
     ok = np.isfinite(v)
     for i, poly in enumerate(regions.geometry):
