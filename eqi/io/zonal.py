@@ -433,6 +433,51 @@ _STAT_COLUMNS = {
 }  # fmt: skip
 
 
+# ------------------------------------------------------------------------------------ line layers
+
+
+def line_length_km(
+    lines: gpd.GeoDataFrame | str | os.PathLike[str],
+    regions: gpd.GeoDataFrame | Sequence[Region] | Sequence[BaseGeometry],
+    *,
+    regions_crs: Any = None,
+    name_field: str | None = None,
+) -> pd.DataFrame:
+    """Length (km, geodesic on WGS 84) of a line layer inside each region — e.g. river
+    centrelines for EI's water network density (``river_length_km``).
+
+    ``lines``: a GeoDataFrame with a CRS or a vector file; clipping is done in longitude/latitude
+    (segments between vertices as straight lines there), lengths on the ellipsoid.
+    """
+    if isinstance(lines, gpd.GeoDataFrame):
+        layer = lines
+    else:
+        try:
+            layer = gpd.read_file(lines)
+        except Exception as exc:  # pyogrio raises several types
+            raise InputError(f"cannot read the line layer {lines}: {exc}") from None
+    if layer.crs is None:
+        raise InputError("the line layer has no CRS; set one before measuring lengths")
+    ll = layer.to_crs("EPSG:4326").geometry
+    ll = ll[~ll.is_empty & ll.notna()]
+    if not all(t in ("LineString", "MultiLineString") for t in ll.geom_type.unique()):
+        raise InputError("the line layer must hold LineString or MultiLineString features")
+    geoms = np.asarray(ll.values, dtype=object)
+    tree = shapely.STRtree(geoms)
+    frame = regions_frame(regions, regions_crs=regions_crs, name_field=name_field)
+    out = pd.DataFrame(frame.drop(columns=frame.geometry.name)).reset_index(drop=True)
+    lengths = []
+    for region in frame.to_crs("EPSG:4326").geometry:
+        hits = tree.query(region, predicate="intersects")
+        parts = shapely.intersection(geoms[hits], region)
+        lengths.append(sum(_GEOD.geometry_length(p) for p in parts if not p.is_empty) / 1000.0)
+    out["line_length_km"] = lengths
+    return out
+
+
+__all__.append("line_length_km")
+
+
 # ------------------------------------------------------------------------------------ transitions
 
 

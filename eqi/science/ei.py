@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
+import numpy as np
+
 from eqi.params import param_value
 from eqi.science.change import Interval, change_class, classify, intervals
 
@@ -33,6 +35,7 @@ __all__ = [
     "habitat_quality",
     "biological_abundance",
     "vegetation_cover",
+    "fit_ndvi_calibration",
     "capped_water_resources",
     "water_network_density",
     "land_stress",
@@ -153,6 +156,19 @@ def vegetation_cover(
     else:
         raise ValueError(f"scale must be 'float' or 'int10000', not {scale!r}")
     return _clip(a_veg * x, profile)
+
+
+def fit_ndvi_calibration(ndvi: Any, ndvi_modis: Any) -> tuple[float, float]:
+    """Least-squares ``(gain, offset)`` with ``ndvi_modis ≈ gain × ndvi + offset`` over pixels
+    finite in both (e.g. Landsat/Sentinel-2 NDVI aggregated to the MODIS grid), for
+    :func:`vegetation_cover`'s ``calibration`` (spec §2.3: comparability with national EI)."""
+    x = np.asarray(ndvi, dtype=np.float64).ravel()
+    y = np.asarray(ndvi_modis, dtype=np.float64).ravel()
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 2 or np.ptp(x[ok]) == 0:
+        raise ValueError("NDVI calibration needs at least two distinct overlapping pixels")
+    gain, offset = np.polyfit(x[ok], y[ok], 1)
+    return float(gain), float(offset)
 
 
 def capped_water_resources(

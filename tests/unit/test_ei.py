@@ -236,3 +236,13 @@ def test_compute_ei_missing_inputs_named_never_imputed():
     assert "water resources (WNDI)" in r.missing
     assert "cod load (PLI)" in r.missing and "solid_waste load (PLI)" in r.missing
     assert r.vci == 75.1  # what could be computed is still reported
+
+
+def test_fit_ndvi_calibration_recovers_a_planted_transfer():
+    import numpy as np
+
+    x = np.linspace(0.1, 0.9, 50)
+    y = 0.9 * x + 0.03
+    x[3] = np.nan
+    gain, offset = ei.fit_ndvi_calibration(x, y)
+    assert gain == pytest.approx(0.9, abs=1e-12) and offset == pytest.approx(0.03, abs=1e-12)

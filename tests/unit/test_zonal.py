@@ -274,3 +274,22 @@ def test_real_counties_and_prefectures_add_up_to_the_province(tmp_path):
         assert c[col].sum() == pytest.approx(whole.loc[0, col], rel=1e-9), col
         assert p[col].sum() == pytest.approx(whole.loc[0, col], rel=1e-9), col
     assert 480_000 < whole.loc[0, "region_km2"] < 490_000  # Sichuan: about 486 000 km²
+
+
+def test_line_length_per_region_is_geodesic():
+    from pyproj import Geod
+
+    from eqi.io.zonal import line_length_km
+
+    # a meridian segment 30.0-30.2°N at 104.5°E crossing two regions split at 30.1°N
+    line = shapely.LineString([(104.5, 30.0), (104.5, 30.2)])
+    rivers = GeoDataFrame(geometry=[line, shapely.LineString([(105.5, 30.0), (105.6, 30.0)])], crs="EPSG:4326")
+    south = shapely.box(104.0, 29.9, 105.0, 30.1)
+    north = shapely.box(104.0, 30.1, 105.0, 30.3)
+    regions = GeoDataFrame({"name": ["s", "n"]}, geometry=[south, north], crs="EPSG:4326").to_crs(ALBERS_CHINA)
+    t = line_length_km(rivers, regions)
+    g = Geod(ellps="WGS84")
+    want_s = g.inv(104.5, 30.0, 104.5, 30.1)[2] / 1000
+    want_n = g.inv(104.5, 30.1, 104.5, 30.2)[2] / 1000
+    assert t["line_length_km"].tolist() == pytest.approx([want_s, want_n], rel=1e-6)
+    assert want_s == pytest.approx(11.09, abs=0.01)  # 0.1° of latitude ≈ 11.09 km
