@@ -293,3 +293,26 @@ def test_line_length_per_region_is_geodesic():
     want_n = g.inv(104.5, 30.1, 104.5, 30.2)[2] / 1000
     assert t["line_length_km"].tolist() == pytest.approx([want_s, want_n], rel=1e-6)
     assert want_s == pytest.approx(11.09, abs=0.01)  # 0.1° of latitude ≈ 11.09 km
+
+
+def test_vrt_mosaic_gives_the_same_statistics(rasters, tmp_path):
+    # two halves of the class raster as tiles, mosaicked by a VRT (as the pipeline's per-region mosaics)
+    classes = rasters["classes"]
+    left = _write(tmp_path / "left.tif", np.ascontiguousarray(classes[:, :40]), nodata=0)
+    right = _write(tmp_path / "right.tif", np.ascontiguousarray(classes[:, 40:]), transform=from_origin(X0 + 40 * RES, Y0, RES, RES), nodata=0)
+    with rasterio.open(rasters["cat"]) as ds:
+        wkt = ds.crs.to_wkt()
+    sources = "".join(
+        f"<SimpleSource><SourceFilename relativeToVRT='1'>{p.name}</SourceFilename><SourceBand>1</SourceBand>"
+        f"<SrcRect xOff='0' yOff='0' xSize='40' ySize='{H}'/><DstRect xOff='{off}' yOff='0' xSize='40' ySize='{H}'/></SimpleSource>"
+        for p, off in ((left, 0), (right, 40))
+    )
+    vrt = tmp_path / "mosaic.vrt"
+    vrt.write_text(
+        f"<VRTDataset rasterXSize='{W}' rasterYSize='{H}'><SRS>{wkt}</SRS>"
+        f"<GeoTransform>{X0}, {RES}, 0, {Y0}, 0, {-RES}</GeoTransform>"
+        f"<VRTRasterBand dataType='Byte' band='1'><NoDataValue>0</NoDataValue>{sources}</VRTRasterBand></VRTDataset>"
+    )
+    a = zonal_stats(vrt, _polygons(), kind="categorical")
+    b = zonal_stats(rasters["cat"], _polygons(), kind="categorical")
+    pd.testing.assert_frame_equal(a, b)
