@@ -7,10 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import bench_composite, bench_rsei, fixtures
+from bench import bench_composite, bench_rsei, bench_zonal, fixtures
 from bench.harness import RESULTS_PATH, format_table, merge_rows, run_case
 
-SUITES = {"composite": bench_composite, "rsei": bench_rsei}
+SUITES = {"composite": bench_composite, "rsei": bench_rsei, "zonal": bench_zonal}
 
 
 def main(argv: list[str] | None = None) -> int:
