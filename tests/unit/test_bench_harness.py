@@ -207,3 +207,8 @@ def test_tiles_rows_relative_to_the_one_tile_run():
     assert rows[1]["baseline_s"] == 8.0 and rows[1]["ratio"] == round(8.0 / 8.8, 3)
     verdicts = [ok for _text, ok, _detail in bench_tiles.checks(rows)]
     assert verdicts == [True, True, False, False]  # 4 tiles pass; 16 tiles fail time and peak
+    startup = {"name": "tiles_scaling", "size": "start-up", "tiles": 0, "ours_s": 1.0,
+               "ours_peak_mib": 300.0}  # fmt: skip
+    rows = bench_tiles.annotate([*rows, startup])
+    assert rows[1]["s_per_tile_net"] == round((8.8 - 1.0) / 4, 3) and rows[1]["net_time_per_tile_vs_1"] == 1.95
+    assert "peak_vs_1" not in startup
