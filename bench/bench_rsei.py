@@ -2,15 +2,15 @@
 
 Inputs: float32 composite-like bands of :mod:`bench.fixtures` (``blue .. swir22``, ``lwir``).
 
-* ours — the calls of the pipeline's product stage (``eqi/pipeline/products_stage.py``, see
-  :func:`pipeline_rsei`): :func:`eqi.science.indices.compute_index` for each component (NDVI,
-  WET, LST, NDBSI) and for MNDWI, :func:`eqi.science.rsei.components_from_indices` (water mask,
-  minimum-observation mask from the composite's ``count``) and
-  :func:`eqi.science.rsei.compute_rsei` (seeded PCA sample, robust bounds, PC1, final min-max,
-  grades) on a Dataset whose bands are read lazily, 512 x 512 blocks, computed on Dask's
+* ours — the calls the pipeline makes for one tile and year (see :func:`pipeline_rsei`):
+  :func:`eqi.science.indices.compute_index` for each component (NDVI, WET, LST, NDBSI) and for
+  MNDWI, :func:`eqi.science.rsei.components_from_indices` (water mask, minimum-observation mask
+  from the composite's ``count``), :func:`eqi.science.rsei.fit_rsei_model` (seeded PCA sample,
+  robust bounds, PC1, final bounds) and :func:`eqi.science.rsei.apply_rsei_model` (RSEI and
+  grades), on a Dataset whose bands are read lazily, 512 x 512 blocks, computed on Dask's
   threaded scheduler with 2 threads.  Nothing is materialised but the outputs.
   Row ``rsei_stage``.  Row ``rsei_stage_in_memory``: the same eqi calls on a NumPy-backed
-  Dataset (bands loaded in set-up), the path ``eqi/pipeline/run.py`` takes after computing the
+  Dataset (bands loaded in set-up), as ``eqi/pipeline/tile_stage.py`` holds a tile after computing its
   composite into memory.
 * baseline — the same formulas, sample, PCA and rescaling written in NumPy (plus
   ``scipy.ndimage.binary_dilation`` for the water buffer) on the bands loaded into memory during
@@ -48,27 +48,29 @@ COUNT = 8
 
 
 def pipeline_rsei(ds: Any, rsei_profile: Any, index_profile: Any, variant: str = "rsei") -> tuple:
-    """RSEI of a composite Dataset through the calls the pipeline's product stage makes.
+    """RSEI of a composite Dataset through the calls the pipeline makes, for one tile and year.
 
-    Mirrors ``compute_products`` in ``eqi/pipeline/products_stage.py`` for a one-sensor run:
-    ``require_thermal``, each component and MNDWI by ``indices.compute_index(...).astype
-    ("float32")``, ``rsei.components_from_indices(..., obs_count=ds["count"])``,
-    ``rsei.compute_rsei``.  Returns ``(rsei, grade, model)``.
+    Tile stage (``eqi/pipeline/tile_stage.py``): ``indices.compute_index`` of each component and
+    of MNDWI; fit stage (``eqi/pipeline/fit.py``): ``rsei.components_from_indices(...,
+    obs_count=count)`` and ``rsei.fit_rsei_model`` over the tiles of the area (here one);
+    products (``eqi/products.py``, ``_rsei``): ``rsei.apply_rsei_model`` on the tile's
+    components.  Returns ``(rsei, grade, model)``.
     """
     from eqi.science import indices, rsei
 
     if variant == "rsei":
         rsei.require_thermal(ds)
+    layers = {name: indices.compute_index(name, ds, index_profile) for name in rsei.VARIANTS[variant]}
 
-    def index(name: str) -> Any:
-        return indices.compute_index(name, ds, index_profile).astype("float32")
+    def components() -> Any:
+        return rsei.components_from_indices(
+            layers, indices.compute_index("mndwi", ds, index_profile), variant=variant,
+            obs_count=ds["count"], label="bench", params=rsei_profile,
+        )  # fmt: skip
 
-    layers = {name: index(name) for name in rsei.VARIANTS[variant]}
-    components = rsei.components_from_indices(
-        layers, index("mndwi"), variant=variant, obs_count=ds["count"],
-        sensor=ds.attrs.get("sensor"), label="bench", params=rsei_profile,
-    )  # fmt: skip
-    return rsei.compute_rsei(components, params=rsei_profile)
+    model = rsei.fit_rsei_model([[components()]], params=rsei_profile)
+    value, grade = rsei.apply_rsei_model(model, components())
+    return value, grade, model
 
 
 def _dataset(size: int, cache: str, lazy: bool) -> Any:
@@ -249,7 +251,7 @@ def cases(
                 name=NAME,
                 size=f"{size}x{size}",
                 ours=Side(
-                    "eqi compute_index + components_from_indices + compute_rsei, the pipeline's calls (dask threads=2, chunks 512)",
+                    "eqi compute_index + components_from_indices + fit_rsei_model + apply_rsei_model (the pipeline's calls) (dask threads=2, chunks 512)",
                     "bench.bench_rsei:ours",
                     kwargs,
                 ),
@@ -262,7 +264,7 @@ def cases(
                 name=f"{NAME}_in_memory",
                 size=f"{size}x{size}",
                 ours=Side(
-                    "eqi compute_index + components_from_indices + compute_rsei, the pipeline's calls, on a NumPy-backed Dataset",
+                    "eqi compute_index + components_from_indices + fit_rsei_model + apply_rsei_model (the pipeline's calls), on a NumPy-backed Dataset",
                     "bench.bench_rsei:ours_in_memory",
                     kwargs,
                 ),
@@ -277,7 +279,7 @@ def checks(rows: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
     """Acceptance criteria (issue "Science core") on this benchmark's rows.
 
     Speed is compared "on the same in-memory arrays" as the issue words it: the
-    ``rsei_stage_in_memory`` rows (the path of ``eqi/pipeline/run.py``).  Scaling with area is
+    ``rsei_stage_in_memory`` rows (a tile composite in memory, as in ``eqi/pipeline/tile_stage.py``).  Scaling with area is
     checked on the bounded-memory Dask path (``rsei_stage``), whose memory must not follow the
     area; in-memory inputs grow 4x with the area by construction.  The Dask path's speed ratio is
     reported too (it recomputes the indices in each of its passes instead of holding them).

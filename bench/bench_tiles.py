@@ -103,7 +103,7 @@ def cases(
     out.append(
         ProcCase(
             name=NAME,
-            size="start-up (--dry-run)",
+            size=f"start-up (--dry-run, {pixels}x{pixels})",
             ours=ProcSide("eqi run --dry-run (imports, archive search, plan; no computation)",
                           (*command[:-2], "--dry-run", *command[-2:])),
             baseline=None,
@@ -116,9 +116,13 @@ def cases(
 
 
 def _tasks(stdout: str) -> dict[str, Any]:
-    """Tasks computed, from eqi's closing line ``finished: N computed, M skipped``."""
+    """From eqi's progress lines: tile-years computed (``  tile x+020y-222 2021: ...``) and the
+    region tasks of the closing line ``finished: N computed, M skipped``."""
+    out: dict[str, Any] = {"tiles_computed": len(re.findall(r"^\s*tile \S+ \d{4}:", stdout, re.M))}
     found = re.search(r"finished: (\d+) computed", stdout)
-    return {"tasks_computed": int(found.group(1))} if found else {}
+    if found:
+        out["tasks_computed"] = int(found.group(1))
+    return out
 
 
 def annotate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -152,6 +156,14 @@ def checks(rows: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
     )
     out = []
     for r in mine:
+        if r.get("tiles_in_config") and "tiles_computed" in r:
+            out.append(
+                (
+                    f"tiles: the {r['tiles']}-tile area is computed as {r['tiles']} tile tasks",
+                    r["tiles_computed"] == r["tiles"],
+                    f"{r['tiles_computed']} tile lines in eqi's output",
+                )
+            )
         if r["tiles"] == 1:
             continue
         note = "" if r.get("tiles_in_config") else " (tiles not yet in the pipeline)"

@@ -20,12 +20,12 @@ INDICES = load_profile("indices")
 
 
 def _components(ds: xr.Dataset, label: str = "") -> R.RseiComponents:
-    """The components as eqi.pipeline.products_stage builds them: indices.compute_index of
-    each component (float32), MNDWI for water, rsei.components_from_indices."""
+    """The components built the pipeline's way (eqi/pipeline/tile_stage.py, eqi/products.py):
+    indices.compute_index of each component, MNDWI for water, rsei.components_from_indices."""
     R.require_thermal(ds)
 
     def index(name: str) -> xr.DataArray:
-        return indices.compute_index(name, ds, INDICES).astype("float32")
+        return indices.compute_index(name, ds, INDICES)
 
     layers = {name: index(name) for name in R.VARIANTS["rsei"]}
     return R.components_from_indices(

@@ -197,16 +197,16 @@ def _composite(sensor="landsat8", thermal=True, chunks=None) -> xr.Dataset:
 
 
 def _pipeline_components(ds, *, variant="rsei", obs_count=None, lst_from=None):
-    """RSEI components of a composite built as eqi.pipeline.products_stage builds them: each
-    component by indices.compute_index (float32), LST from ``lst_from`` when given (heat option
-    2), the thermal check first, then rsei.components_from_indices with MNDWI for water."""
+    """RSEI components of a composite built the pipeline's way (eqi/pipeline/tile_stage.py,
+    eqi/products.py): each component by indices.compute_index, LST from ``lst_from`` when given
+    (heat option 2), the thermal check first, then rsei.components_from_indices with MNDWI."""
     profile = load_profile("indices")
     heat = ds if lst_from is None else lst_from
     if variant == "rsei":
         _rsei.require_thermal(heat)
 
     def index(name, source=ds):
-        return indices.compute_index(name, source, profile).astype("float32")
+        return indices.compute_index(name, source, profile)
 
     layers = {n: index(n, heat if n == "lst" else ds) for n in _rsei.VARIANTS.get(variant, ())}
     return _rsei.components_from_indices(
