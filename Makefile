@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit bench lint aoi clean
+.PHONY: setup demo test test-unit bench bench-quick lint aoi clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,14 @@ test: setup lint
 test-unit: setup
 	$(BIN)/pytest -q tests/unit
 
+# every benchmark (inputs generated once into bench/.cache); rows into bench/results.json
+# one suite: $(BIN)/python -m bench --only e2e   (composite, rsei, e2e, tiles)
 bench: setup
 	$(BIN)/python -m bench
+
+# the same on tiny inputs, a smoke test (rows into bench/.cache/results-quick.json)
+bench-quick: setup
+	$(BIN)/python -m bench --quick
 
 # ruff, then the import-linter contracts of pyproject.toml (layers, pure science, no cycles)
 lint: setup

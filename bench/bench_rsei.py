@@ -2,12 +2,15 @@
 
 Inputs: float32 composite-like bands of :mod:`bench.fixtures` (``blue .. swir22``, ``lwir``).
 
-* ours — :mod:`eqi.science.indices` through :func:`eqi.science.rsei.build_components` (NDVI, WET, LST, NDBSI,
-  MNDWI water mask) and :func:`eqi.science.rsei.compute_rsei` (seeded PCA sample, robust bounds, PC1,
-  final min-max, grades) on a Dataset whose bands are read lazily, 512 x 512 blocks, computed on
-  Dask's threaded scheduler with 2 threads.  Nothing is materialised but the outputs.
+* ours — the calls the pipeline makes for one tile and year (see :func:`pipeline_rsei`):
+  :func:`eqi.science.indices.compute_index` for each component (NDVI, WET, LST, NDBSI) and for
+  MNDWI, :func:`eqi.science.rsei.components_from_indices` (water mask, minimum-observation mask
+  from the composite's ``count``), :func:`eqi.science.rsei.fit_rsei_model` (seeded PCA sample,
+  robust bounds, PC1, final bounds) and :func:`eqi.science.rsei.apply_rsei_model` (RSEI and
+  grades), on a Dataset whose bands are read lazily, 512 x 512 blocks, computed on Dask's
+  threaded scheduler with 2 threads.  Nothing is materialised but the outputs.
   Row ``rsei_stage``.  Row ``rsei_stage_in_memory``: the same eqi calls on a NumPy-backed
-  Dataset (bands loaded in set-up), the path ``workflows/annual.py`` takes after computing the
+  Dataset (bands loaded in set-up), as ``eqi/pipeline/tile_stage.py`` holds a tile after computing its
   composite into memory.
 * baseline — the same formulas, sample, PCA and rescaling written in NumPy (plus
   ``scipy.ndimage.binary_dilation`` for the water buffer) on the bands loaded into memory during
@@ -29,7 +32,10 @@ import numpy as np
 from bench import fixtures
 from bench.harness import Case, Side
 
-__all__ = ["ours", "ours_in_memory", "baseline", "rsei_numpy", "cases", "prepare", "checks", "NAME"]
+__all__ = [
+    "ours", "ours_in_memory", "baseline", "pipeline_rsei", "rsei_numpy", "cases", "prepare", "checks",
+    "NAME",
+]  # fmt: skip
 
 NAME = "rsei_stage"
 SIZES = (2048, 4096)
@@ -37,17 +43,64 @@ THREADS = 2
 SENSOR = "landsat8"
 
 
+# clear observations per pixel of the simulated composite (above min_observations everywhere)
+COUNT = 8
+
+
+def pipeline_rsei(ds: Any, rsei_profile: Any, index_profile: Any, variant: str = "rsei") -> tuple:
+    """RSEI of a composite Dataset through the calls the pipeline makes, for one tile and year.
+
+    Tile stage (``eqi/pipeline/tile_stage.py``): ``indices.compute_index`` of each component and
+    of MNDWI; fit stage (``eqi/pipeline/fit.py``): ``rsei.components_from_indices(...,
+    obs_count=count)`` and ``rsei.fit_rsei_model`` over the tiles of the area (here one);
+    products (``eqi/products.py``, ``_rsei``): ``rsei.apply_rsei_model`` on the tile's
+    components.  Returns ``(rsei, grade, model)``.
+    """
+    from eqi.science import indices, rsei
+
+    if variant == "rsei":
+        rsei.require_thermal(ds)
+    layers = {name: indices.compute_index(name, ds, index_profile) for name in rsei.VARIANTS[variant]}
+
+    def components() -> Any:
+        return rsei.components_from_indices(
+            layers, indices.compute_index("mndwi", ds, index_profile), variant=variant,
+            obs_count=ds["count"], label="bench", params=rsei_profile,
+        )  # fmt: skip
+
+    model = rsei.fit_rsei_model([[components()]], params=rsei_profile)
+    value, grade = rsei.apply_rsei_model(model, components())
+    return value, grade, model
+
+
+def _dataset(size: int, cache: str, lazy: bool) -> Any:
+    """The composite-like bands (lazy: read block by block; else in memory) plus ``count``."""
+    import dask.array as da
+    import xarray as xr
+
+    paths = fixtures.reflectance_bands(size, Path(cache))
+    if lazy:
+        bands = {b: fixtures.lazy_band(p, 512) for b, p in paths.items()}
+        count = da.full((size, size), COUNT, dtype=np.uint16, chunks=512)
+    else:
+        bands = {b: fixtures.load_band(p) for b, p in paths.items()}
+        count = np.full((size, size), COUNT, dtype=np.uint16)
+    variables = {b: (("y", "x"), a) for b, a in bands.items()}
+    variables["count"] = (("y", "x"), count)
+    return xr.Dataset(variables, attrs={"sensor": SENSOR})
+
+
 def _ours_work(ds: Any) -> Callable[[], dict[str, np.ndarray]]:
     import dask
     import dask.array as da
 
     from eqi.resources import load_profile
-    from eqi.science.rsei import build_components, compute_rsei
 
     def work() -> dict[str, np.ndarray]:
         with dask.config.set(scheduler="threads", num_workers=THREADS):
-            components = build_components(ds, params=load_profile("rsei"), index_params=load_profile("indices"))
-            rsei, grade, _model = compute_rsei(components, params=load_profile("rsei"))
+            rsei, grade, _model = pipeline_rsei(
+                ds, load_profile("rsei"), load_profile("indices")
+            )
             # blocks written into preallocated arrays, as a windowed writer would (no final concat)
             value = np.empty(rsei.shape, rsei.dtype)
             klass = np.empty(grade.shape, grade.dtype)
@@ -59,35 +112,20 @@ def _ours_work(ds: Any) -> Callable[[], dict[str, np.ndarray]]:
 
 def ours(size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
     """Set up eqi's index + RSEI stage on lazily read bands (warmed up once); return the timed work."""
-    import xarray as xr
-
-    paths = fixtures.reflectance_bands(size, Path(cache))
-    ds = xr.Dataset(
-        {b: (("y", "x"), fixtures.lazy_band(p, 512)) for b, p in paths.items()},
-        attrs={"sensor": SENSOR},
-    )
+    ds = _dataset(size, cache, lazy=True)
     _ours_work(ds.isel(y=slice(0, 256), x=slice(0, 256)))()  # imports, thread pool (untimed)
     return _ours_work(ds)
 
 
 def ours_in_memory(size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
-    """eqi's stage on a NumPy-backed Dataset (bands loaded in set-up), as ``workflows/annual.py``
-    runs it after ``dask.compute(comp)``: eager, no Dask."""
-    import xarray as xr
-
+    """eqi's stage on a NumPy-backed Dataset (bands loaded in set-up), as the pipeline runs it
+    after computing the composite into memory: eager, no Dask."""
     from eqi.resources import load_profile
-    from eqi.science.rsei import build_components, compute_rsei
 
-    paths = fixtures.reflectance_bands(size, Path(cache))
-    ds = xr.Dataset(
-        {b: (("y", "x"), fixtures.load_band(p)) for b, p in paths.items()},
-        attrs={"sensor": SENSOR},
-    )
+    ds = _dataset(size, cache, lazy=False)
 
     def run(data: Any) -> dict[str, np.ndarray]:
-        profile = load_profile("rsei")
-        components = build_components(data, params=profile, index_params=load_profile("indices"))
-        rsei, grade, _model = compute_rsei(components, params=profile)
+        rsei, grade, _model = pipeline_rsei(data, load_profile("rsei"), load_profile("indices"))
         return {"rsei": np.asarray(rsei.values), "grade": np.asarray(grade.values)}
 
     run(ds.isel(y=slice(0, 256), x=slice(0, 256)))  # imports (untimed)
@@ -213,7 +251,7 @@ def cases(
                 name=NAME,
                 size=f"{size}x{size}",
                 ours=Side(
-                    "eqi indices + build_components + compute_rsei (dask threads=2, chunks 512)",
+                    "eqi compute_index + components_from_indices + fit_rsei_model + apply_rsei_model (the pipeline's calls) (dask threads=2, chunks 512)",
                     "bench.bench_rsei:ours",
                     kwargs,
                 ),
@@ -226,7 +264,7 @@ def cases(
                 name=f"{NAME}_in_memory",
                 size=f"{size}x{size}",
                 ours=Side(
-                    "eqi indices + build_components + compute_rsei on a NumPy-backed Dataset",
+                    "eqi compute_index + components_from_indices + fit_rsei_model + apply_rsei_model (the pipeline's calls), on a NumPy-backed Dataset",
                     "bench.bench_rsei:ours_in_memory",
                     kwargs,
                 ),
@@ -241,7 +279,7 @@ def checks(rows: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
     """Acceptance criteria (issue "Science core") on this benchmark's rows.
 
     Speed is compared "on the same in-memory arrays" as the issue words it: the
-    ``rsei_stage_in_memory`` rows (the path of ``workflows/annual.py``).  Scaling with area is
+    ``rsei_stage_in_memory`` rows (a tile composite in memory, as in ``eqi/pipeline/tile_stage.py``).  Scaling with area is
     checked on the bounded-memory Dask path (``rsei_stage``), whose memory must not follow the
     area; in-memory inputs grow 4x with the area by construction.  The Dask path's speed ratio is
     reported too (it recomputes the indices in each of its passes instead of holding them).

@@ -280,6 +280,15 @@ def merge_rows(new: Iterable[dict[str, Any]], path: Path = RESULTS_PATH) -> list
     return rows
 
 
+def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    """One table cell: the formatted value, ``OOM`` for a side killed for memory, else blank."""
+    value = row.get(key)
+    if value is None:
+        side = key.split("_")[0]
+        return "OOM" if row.get(f"{side}_out_of_memory") else ""
+    return format(value, fmt)
+
+
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """Plain-text table of rows (times in s, memory in MiB; ratio > 1: ours faster)."""
     head = (
@@ -299,16 +308,16 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
             (
                 str(r["name"]),
                 str(r["size"]),
-                f"{r['ours_s']:.2f}",
-                f"{r['ours_peak_mib']:.0f}",
-                f"{r['ours_rss_before_mib']:.0f}" if "ours_rss_before_mib" in r else "",
-                f"{r['baseline_s']:.2f}",
-                f"{r['baseline_peak_mib']:.0f}",
-                f"{r['baseline_rss_before_mib']:.0f}" if "baseline_rss_before_mib" in r else "",
-                f"{r['ratio']:.2f}",
+                _cell(r, "ours_s", ".2f"),
+                _cell(r, "ours_peak_mib", ".0f"),
+                _cell(r, "ours_rss_before_mib", ".0f"),
+                _cell(r, "baseline_s", ".2f"),
+                _cell(r, "baseline_peak_mib", ".0f"),
+                _cell(r, "baseline_rss_before_mib", ".0f"),
+                _cell(r, "ratio", ".2f"),
             )
         )
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
+    widths = [max(len(h), 0, *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
 
     def fmt(cells: Sequence[str]) -> str:
         return "  ".join(

@@ -43,7 +43,6 @@ __all__ = [
     "profile_water_mask",
     "require_thermal",
     "components_from_indices",
-    "build_components",
     "fit_rsei_model",
     "apply_rsei_model",
     "compute_rsei",
@@ -148,71 +147,6 @@ def require_thermal(ds: xr.Dataset) -> None:
         )
 
 
-def build_components(
-    ds: xr.Dataset,
-    *,
-    variant: str | None = None,
-    lst: xr.DataArray | None = None,
-    water_mask: xr.DataArray | None = None,
-    obs_count: xr.DataArray | None = None,
-    label: str = "",
-    params: Mapping[str, Any] | None = None,
-    index_params: Mapping[str, Any] | None = None,
-) -> RseiComponents:
-    """Compute the RSEI components and the usable-pixel mask of one composite (lazy).
-
-    Parameters
-    ----------
-    ds
-        Composite with band aliases and ``attrs["sensor"]`` (see :mod:`eqi.science.indices`).
-    variant
-        ``"rsei"`` (default from ``rsei.yaml``) or ``"rsei3"`` (NDVI, WET, NDBSI; explicit only).
-    lst
-        Land-surface temperature in kelvin on the same grid, overriding ``ds.lwir`` (e.g. a
-        Landsat ST_B10 composite for a Sentinel-2 run, spec §6.1 Heat option 2).
-    water_mask
-        Extra boolean water mask (e.g. JRC occurrence >= 50 %), OR-ed with MNDWI > threshold.
-    obs_count
-        Valid-observation count per pixel; pixels below ``min_observations`` are excluded.
-    label
-        Name of this year/scene in metadata (e.g. ``"2020"``).
-    """
-    p = _params(params)
-    variant = variant or str(p["variant"])
-    if variant not in VARIANTS:
-        raise ConfigError(f"RSEI variant {variant!r} is unknown; use one of {', '.join(VARIANTS)}")
-    sensor = ds.attrs.get("sensor")
-    layers: dict[str, xr.DataArray] = {
-        "ndvi": indices.ndvi(ds),
-        "wet": indices.wet(ds, index_params),
-        "ndbsi": indices.ndbsi(ds),
-    }
-    if variant == "rsei":
-        if lst is not None:
-            try:
-                xr.align(lst, layers["ndvi"], join="exact")
-            except ValueError as exc:
-                raise InputError(
-                    f"the LST layer given for RSEI is not on the composite's grid ({exc}); "
-                    "resample it to the composite grid first"
-                ) from None
-            heat = lst.astype(np.float32, copy=False).rename("lst")
-        else:
-            require_thermal(ds)
-            heat = indices.lst(ds)
-        layers["lst"] = heat
-    return components_from_indices(
-        {name: layers[name] for name in VARIANTS[variant]},
-        indices.mndwi(ds),
-        variant=variant,
-        water_mask=water_mask,
-        obs_count=obs_count,
-        sensor=sensor,
-        label=label,
-        params=p,
-    )
-
-
 def profile_water_mask(
     mndwi: xr.DataArray, params: Mapping[str, Any] | None = None, extra: xr.DataArray | None = None
 ) -> xr.DataArray:
@@ -240,11 +174,15 @@ def components_from_indices(
     label: str = "",
     params: Mapping[str, Any] | None = None,
 ) -> RseiComponents:
-    """Components from already computed index layers (e.g. read back from a year's outputs).
+    """RSEI components of one year from its index layers (the pipeline's path).
 
-    ``layers`` holds the variant's components (``ndvi, wet, lst, ndbsi`` or the ``rsei3`` set);
-    water (MNDWI above the profile threshold, buffered) and pixels with fewer than
-    ``min_observations`` clear observations are excluded, as in :func:`build_components`.
+    ``layers`` holds the variant's components (``ndvi, wet, lst, ndbsi`` or the ``rsei3`` set),
+    e.g. :func:`eqi.science.indices.compute_index` of the composite (LST may come from another
+    composite on the same grid, spec §6.1 Heat option 2); water (MNDWI above the profile
+    threshold, buffered, OR ``water_mask``) and pixels with fewer than ``min_observations``
+    clear observations (``obs_count``) are excluded.
+
+    Raises :class:`InputError` when the layers are not on one grid (same coordinates).
     """
     p = _params(params)
     if variant not in VARIANTS:
@@ -252,6 +190,15 @@ def components_from_indices(
     missing = [n for n in VARIANTS[variant] if n not in layers]
     if missing:
         raise InputError(f"RSEI components missing: {', '.join(missing)}")
+    grids = [layers[n] for n in VARIANTS[variant]] + [mndwi]
+    grids += [g for g in (water_mask, obs_count) if g is not None]
+    try:
+        xr.align(*grids, join="exact")
+    except ValueError as exc:
+        raise InputError(
+            f"the RSEI component layers are not on one grid ({exc}); resample every layer "
+            "(e.g. a Landsat LST composite) to the composite grid first"
+        ) from None
     usable = ~profile_water_mask(mndwi, p, water_mask)
     if obs_count is not None:
         usable = usable & (obs_count >= int(param_value(p["min_observations"])))

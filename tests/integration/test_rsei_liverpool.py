@@ -19,8 +19,20 @@ RSEI = load_profile("rsei")
 INDICES = load_profile("indices")
 
 
-def _components(ds, **kw):
-    return R.build_components(ds, params=RSEI, index_params=INDICES, **kw)
+def _components(ds: xr.Dataset, label: str = "") -> R.RseiComponents:
+    """The components built the pipeline's way (eqi/pipeline/tile_stage.py, eqi/products.py):
+    indices.compute_index of each component, MNDWI for water, rsei.components_from_indices."""
+    R.require_thermal(ds)
+
+    def index(name: str) -> xr.DataArray:
+        return indices.compute_index(name, ds, INDICES)
+
+    layers = {name: index(name) for name in R.VARIANTS["rsei"]}
+    return R.components_from_indices(
+        layers, index("mndwi"), variant="rsei", sensor=ds.attrs.get("sensor"), label=label,
+        params=RSEI,
+    )  # fmt: skip
+
 
 pytestmark = pytest.mark.integration
 

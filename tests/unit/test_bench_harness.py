@@ -7,12 +7,14 @@ Only mechanics and equality are tested here; no timing is asserted (performance 
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
 
-from bench import bench_composite, bench_rsei, fixtures
+from bench import archive_fixtures, bench_composite, bench_e2e, bench_rsei, bench_tiles, fixtures
 from bench.harness import (
+    BenchError,
     BenchMismatch,
     Side,
     compare_results,
@@ -21,6 +23,7 @@ from bench.harness import (
     run_case,
     run_side,
 )
+from bench.proc_harness import ProcCase, ProcSide, run_proc_case, run_process
 
 
 def _row(name: str, size: str, ours_s: float) -> dict:
@@ -112,3 +115,100 @@ def test_child_peak_memory_is_not_the_parents(tmp_path):
     assert 1 < m.peak_mib < 200 and m.rss_before_mib <= m.peak_mib
     with np.load(m.result) as result:
         np.testing.assert_array_equal(result["x"], np.arange(1000))
+
+
+# ------------------------------------------------------------------ whole-process cases (e2e, tiles)
+
+
+def _proc_side(code: str) -> ProcSide:
+    return ProcSide("py", (sys.executable, "-c", code))
+
+
+def test_process_runner_reports_the_childs_own_peak(tmp_path):
+    ballast = np.ones(300 * 1024 * 1024 // 8)  # 300 MiB resident in this (parent) process
+    small = run_process(_proc_side("pass"), tmp_path / "a", threads=2, mem_cap_mib=4096, timeout_s=60)
+    code = "import numpy as np; a = np.ones(200 * 2**20 // 8); print(a.sum())"
+    big = run_process(_proc_side(code), tmp_path / "b", threads=2, mem_cap_mib=4096, timeout_s=60)
+    assert ballast.sum() > 0
+    assert small.peak_mib < 100 and not small.out_of_memory
+    assert 200 < big.peak_mib < 400, big.peak_mib
+    assert big.seconds > 0 and "26214400.0" in big.stdout
+
+
+def test_process_runner_kills_at_the_memory_cap(tmp_path):
+    code = "import numpy as np, time; a = np.ones(600 * 2**20 // 8); time.sleep(30)"
+    m = run_process(_proc_side(code), tmp_path / "oom", threads=2, mem_cap_mib=300, timeout_s=60)
+    assert m.out_of_memory and m.seconds < 25
+    row = run_proc_case(
+        ProcCase("toy", "1", _proc_side("pass"), _proc_side(code), repeats=2, mem_cap_mib=300),
+        workdir=tmp_path, log=None,
+    )  # fmt: skip
+    assert row["baseline_out_of_memory"] and row["baseline_s"] is None and row["ratio"] is None
+    assert len(row["baseline_runs_s"]) == 1 and len(row["ours_runs_s"]) == 2  # not rerun
+    assert "OOM" in format_table([row])
+
+
+def test_process_runner_raises_on_failure(tmp_path):
+    with pytest.raises(BenchError, match="exit 3"):
+        run_process(_proc_side("import sys; sys.exit(3)"), tmp_path, threads=2, mem_cap_mib=4096,
+                    timeout_s=60)  # fmt: skip
+
+
+def test_aoi_gives_exactly_the_scene_grid(tmp_path):
+    from eqi.geo.grid import region_geobox
+    from eqi.geo.regions import load_regions
+
+    for pixels in (256, 1024):
+        (region,) = load_regions(str(archive_fixtures.aoi_file(pixels, tmp_path / f"{pixels}.geojson")))
+        box = region_geobox(region.geometry, archive_fixtures.CRS, archive_fixtures.RES_M)
+        assert box.shape == (pixels, pixels)
+        x0, y0 = archive_fixtures.ORIGIN
+        assert (box.affine.c, box.affine.f) == (x0, y0)
+        assert x0 % (1024 * 30) == 0 and y0 % (1024 * 30) == 0  # on a 1024-px tile grid corner
+
+
+def test_e2e_case_runs_eqi_and_the_plain_script_and_they_agree(tmp_path):
+    bench_e2e.prepare(tmp_path, size=256, dates=(3,))
+    (case,) = bench_e2e.cases(tmp_path, size=256, dates=(3,), repeats=1, jobs=("composite,ndvi,rsei",))
+    row = run_proc_case(case, workdir=tmp_path, log=None)  # raises BenchMismatch on a difference
+    assert row["name"] == "e2e_composite_ndvi_rsei" and row["size"] == "3x256x256"
+    assert row["max_abs_diff"] == {b: 0.0 for b in bench_e2e.JOBS["composite,ndvi,rsei"][:-1]}
+    assert row["rsei_r"] >= 0.99
+    for side in ("ours", "baseline"):
+        assert row[f"{side}_s"] > 0 and row[f"{side}_peak_mib"] > 50
+    assert [c[1] for c in bench_e2e.checks([row])] in ([True], [False])
+
+
+def test_e2e_check_fails_on_a_different_output(tmp_path):
+    import rasterio
+
+    ours, base = tmp_path / "ours" / "bench-area" / "2021", tmp_path / "base"
+    for folder in (ours, base):
+        folder.mkdir(parents=True)
+    values = np.random.default_rng(0).random((8, 8)).astype(np.float32)
+    profile = {"driver": "GTiff", "width": 8, "height": 8, "count": 1, "dtype": "float32",
+               "crs": "EPSG:32648", "transform": rasterio.Affine(30, 0, 0, 0, -30, 0)}  # fmt: skip
+    for folder, data in ((ours, values), (base, values + np.float32(1e-3))):
+        with rasterio.open(folder / "ndvi.tif", "w", **profile) as dst:
+            dst.write(data, 1)
+    with pytest.raises(BenchMismatch, match="ndvi: values differ"):
+        bench_e2e.check_outputs(tmp_path / "ours", base, products=("ndvi",))
+
+
+def test_tiles_rows_relative_to_the_one_tile_run():
+    rows = [
+        {"name": "tiles_scaling", "size": f"{n}", "tiles": n, "ours_s": s, "ours_peak_mib": p,
+         "tiles_in_config": True}
+        for n, s, p in ((1, 2.0, 400.0), (4, 8.8, 480.0), (16, 40.0, 600.0))
+    ]  # fmt: skip
+    rows = bench_tiles.annotate(rows)
+    assert [r["time_per_tile_vs_1"] for r in rows] == [1.0, 1.1, 1.25]
+    assert [r["peak_vs_1"] for r in rows] == [1.0, 1.2, 1.5]
+    assert rows[1]["baseline_s"] == 8.0 and rows[1]["ratio"] == round(8.0 / 8.8, 3)
+    verdicts = [ok for _text, ok, _detail in bench_tiles.checks(rows)]
+    assert verdicts == [True, True, False, False]  # 4 tiles pass; 16 tiles fail time and peak
+    startup = {"name": "tiles_scaling", "size": "start-up", "tiles": 0, "ours_s": 1.0,
+               "ours_peak_mib": 300.0}  # fmt: skip
+    rows = bench_tiles.annotate([*rows, startup])
+    assert rows[1]["s_per_tile_net"] == round((8.8 - 1.0) / 4, 3) and rows[1]["net_time_per_tile_vs_1"] == 1.95
+    assert "peak_vs_1" not in startup

@@ -11,6 +11,7 @@ import xarray as xr
 
 from eqi.errors import ConfigError, InputError, ThermalSourceError
 from eqi.resources import load_profile
+from eqi.science import indices
 from eqi.science import rsei as _rsei
 
 P = load_profile("rsei")
@@ -195,15 +196,34 @@ def _composite(sensor="landsat8", thermal=True, chunks=None) -> xr.Dataset:
     return ds.chunk(chunks) if chunks else ds
 
 
+def _pipeline_components(ds, *, variant="rsei", obs_count=None, lst_from=None):
+    """RSEI components of a composite built the pipeline's way (eqi/pipeline/tile_stage.py,
+    eqi/products.py): each component by indices.compute_index, LST from ``lst_from`` when given
+    (heat option 2), the thermal check first, then rsei.components_from_indices with MNDWI."""
+    profile = load_profile("indices")
+    heat = ds if lst_from is None else lst_from
+    if variant == "rsei":
+        _rsei.require_thermal(heat)
+
+    def index(name, source=ds):
+        return indices.compute_index(name, source, profile)
+
+    layers = {n: index(n, heat if n == "lst" else ds) for n in _rsei.VARIANTS.get(variant, ())}
+    return _rsei.components_from_indices(
+        layers, index("mndwi"), variant=variant, obs_count=obs_count,
+        sensor=ds.attrs.get("sensor"), params=P,
+    )  # fmt: skip
+
+
 def test_water_is_masked_with_buffer_and_rsei_on_composite():
-    comps = R.build_components(_composite())
+    comps = _pipeline_components(_composite())
     rsei, grade, model = R.compute_rsei(comps)
     nan = np.isnan(rsei.values)
     assert nan[0:3, 0:3].all() and nan.sum() == 9  # water pixel + 1-pixel buffer
     assert (grade.values[nan] == 0).all() and (grade.values[~nan] >= 1).all()
     assert model.loadings["ndvi"] > 0 and model.n_valid == (64 - 9,)
     assert rsei.values[7, 7] > rsei.values[3, 3]  # greener -> higher RSEI
-    lazy = R.compute_rsei(R.build_components(_composite(chunks=3)))[0]
+    lazy = R.compute_rsei(_pipeline_components(_composite(chunks=3)))[0]
     assert lazy.values.tobytes() == rsei.values.tobytes()
 
 
@@ -220,28 +240,28 @@ def test_water_buffer_dask_matches_numpy():
 def test_min_observation_mask():
     obs = xr.DataArray(np.full((8, 8), 5), dims=("y", "x"))
     obs[6, 6] = 1
-    comps = R.build_components(_composite(), obs_count=obs)
+    comps = _pipeline_components(_composite(), obs_count=obs)
     assert not bool(comps.usable[6, 6]) and bool(comps.usable[5, 5])
 
 
 def test_sentinel2_without_thermal_needs_explicit_choice():
     s2 = _composite("sentinel2", thermal=False)
     with pytest.raises(ThermalSourceError) as err:
-        R.build_components(s2)
+        _pipeline_components(s2)
     msg = str(err.value)
     assert "Landsat" in msg and "ST_B10" in msg and "rsei3" in msg
-    comps = R.build_components(s2, variant="rsei3")
+    comps = _pipeline_components(s2, variant="rsei3")
     assert comps.names == ("ndvi", "wet", "ndbsi")
     rsei, _, model = R.compute_rsei(comps)
     assert rsei.name == "rsei3" and model.variant == "rsei3"
     meta = model.to_metadata()
     assert meta["variant"] == "rsei3" and "not comparable" in meta["variant_label"]
     # option 2: an LST layer from Landsat on the same grid
-    lst = _composite()["lwir"]
-    assert R.build_components(s2, lst=lst).names == R.VARIANTS["rsei"]
+    landsat = _composite()
+    assert _pipeline_components(s2, lst_from=landsat).names == R.VARIANTS["rsei"]
     with pytest.raises(InputError, match="grid"):
-        R.build_components(s2, lst=lst.assign_coords(x=lst.x + 15.0))
+        _pipeline_components(s2, lst_from=landsat.assign_coords(x=landsat.x + 15.0))
     with pytest.raises(InputError, match="grid"):
-        R.build_components(s2, lst=lst[:, :7])
+        _pipeline_components(s2, lst_from=landsat.isel(x=slice(0, 7)))
     with pytest.raises(ConfigError, match="variant"):
-        R.build_components(s2, variant="mrsei")
+        _pipeline_components(s2, variant="mrsei")
