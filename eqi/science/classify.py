@@ -172,8 +172,8 @@ def train_classifier(
     y: np.ndarray,
     *,
     seed: int,
-    test_fraction: float,
-    n_estimators: int,
+    test_fraction: float = 0.3,
+    n_estimators: int = 200,
     model: str = "random_forest",
     feature_names: Sequence[str] | None = None,
     **model_params: Any,
@@ -187,10 +187,12 @@ def train_classifier(
     seed
         ``random_state`` of the split and of the model (deterministic, ``n_jobs=1``).
     test_fraction
-        Share of samples held back for the accuracy report (stratified by class); the profile's
-        ``sampling.test_fraction``.
+        Share of samples held back for the accuracy report (stratified by class).  Pass the
+        profile's ``sampling.test_fraction``; the default (0.3, the same value) only keeps
+        existing callers working.
     n_estimators
-        Number of trees (the profile's ``classifier.n_estimators``).
+        Number of trees.  Pass the profile's ``classifier.n_estimators``; the default (200, the
+        same value) only keeps existing callers working.
     model
         A key of :data:`MODELS`.
     feature_names
