@@ -29,14 +29,19 @@ from eqi.errors import InputError, NoScenesError
 __all__ = ["item_for_raster", "reference_items", "load_reference"]
 
 
-def item_for_raster(path: Path, asset: str = "map") -> pystac.Item:
-    """A minimal STAC item describing a local single-band raster (bbox, proj, nodata)."""
+def item_for_raster(path: Path, asset: str = "map", nodata: int | None = None) -> pystac.Item:
+    """A minimal STAC item describing a local single-band raster (bbox, proj, nodata).
+
+    ``nodata`` is the value recorded when the file declares none (default 0); pass the product's
+    nodata code (``ProductMapping.nodata``, 255 for Dynamic World, whose label 0 is water) so that
+    pixels outside the file are filled with it rather than with a class code.
+    """
     try:
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise InputError(f"land-cover raster {path} has no CRS; assign one (gdal_edit.py -a_srs)")
             bounds, crs, shape_, transform = src.bounds, src.crs, src.shape, src.transform
-            nodata, dtype = src.nodata, src.dtypes[0]
+            file_nodata, dtype = src.nodata, src.dtypes[0]
     except rasterio.errors.RasterioIOError as exc:
         raise InputError(f"cannot read land-cover raster {path}: {exc}") from None
     to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
@@ -57,13 +62,19 @@ def item_for_raster(path: Path, asset: str = "map") -> pystac.Item:
         "proj:wkt2": None if crs.to_epsg() else crs.to_wkt(),
         "proj:shape": list(shape_),
         "proj:transform": list(transform)[:6],
-        "raster:bands": [{"nodata": nodata if nodata is not None else 0, "data_type": dtype}],
+        "raster:bands": [{"nodata": _nodata(file_nodata, nodata), "data_type": dtype}],
     }
     item.add_asset(
         asset,
         pystac.Asset(href=str(path.resolve()), roles=["data"], extra_fields={k: v for k, v in extra.items() if v is not None}),
     )
     return item
+
+
+def _nodata(file_nodata: float | None, default: int | None) -> float:
+    if file_nodata is not None:
+        return file_nodata
+    return default if default is not None else 0
 
 
 def reference_items(
@@ -73,8 +84,12 @@ def reference_items(
     bbox: tuple[float, float, float, float],
     collection: str | None,
     asset: str,
+    nodata: int | None = None,
 ) -> list[pystac.Item]:
-    """Items of a land-cover reference that intersect ``bbox`` (lon/lat)."""
+    """Items of a land-cover reference that intersect ``bbox`` (lon/lat).
+
+    ``nodata``: recorded for a raster file that declares none (see :func:`item_for_raster`).
+    """
     from eqi.io.catalog import load_items, open_catalog
 
     path = Path(reference)
@@ -90,7 +105,7 @@ def reference_items(
         except Exception:  # a single Item rather than an ItemCollection
             items = [pystac.Item.from_file(str(path))]
     else:
-        items = [item_for_raster(path, asset)]
+        items = [item_for_raster(path, asset, nodata)]
     region = box(*bbox)
     hits = [i for i in items if i.geometry is None or shape(i.geometry).intersects(region)]
     if not hits:

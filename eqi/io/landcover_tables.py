@@ -14,13 +14,17 @@ from eqi.science.landcover import (
     PRODUCTS,
     ClassTable,
     FvcSplit,
+    PaddySplit,
     ProductMapping,
+    WaterSplit,
     class_table_from_data,
     fvc_split_from_profile,
     mapping_from_data,
+    paddy_split_from_profile,
+    water_split_from_profile,
 )
 
-__all__ = ["load_class_table", "load_mapping", "load_fvc_split"]
+__all__ = ["load_class_table", "load_mapping", "load_fvc_split", "load_water_split", "load_paddy_split"]
 
 
 @cache
@@ -44,3 +48,13 @@ def load_mapping(product: str) -> ProductMapping:
 def load_fvc_split() -> FvcSplit:
     """Grassland FVC thresholds of the ``landcover`` method profile."""
     return fvc_split_from_profile(load_profile("landcover"), load_class_table())
+
+
+def load_water_split() -> WaterSplit:
+    """River/lake/reservoir codes of the ``landcover`` method profile."""
+    return water_split_from_profile(load_profile("landcover"), load_class_table())
+
+
+def load_paddy_split() -> PaddySplit:
+    """Paddy code and crop-calendar thresholds of the ``landcover`` method profile."""
+    return paddy_split_from_profile(load_profile("landcover"), load_class_table())

@@ -7,6 +7,11 @@ Dynamic World, CLCD) are mapped onto it through ``configs/landcover/mappings/<pr
 (spec §1.3).  Reclassification is a 256-entry lookup table applied block by block, so it stays lazy
 on Dask-backed arrays.
 
+Auxiliary rules (spec §1.3), each optional, each marked per source class in the mapping
+(``split:``): grassland cover by FVC (``grassland_fvc``), sparse vegetation in bare classes by FVC
+(``sparse_fvc``), rivers vs lakes/reservoirs from a water-body layer (``water_body``,
+:func:`split_water`), paddy rice from a rice layer (``paddy``, :func:`paddy_from_calendar`).
+
 Codes in the output: ``0`` = nodata, ``1``–``6`` = 一级, ``11``–``67`` = 二级; dtype ``uint8``.
 """
 
@@ -35,11 +40,18 @@ __all__ = [
     "ProductMapping",
     "Mapping",
     "FvcSplit",
+    "WaterSplit",
+    "PaddySplit",
+    "SPLIT_RULES",
     "UnmappedCodeWarning",
     "class_table_from_data",
     "mapping_from_data",
     "fvc_split_from_profile",
+    "water_split_from_profile",
+    "paddy_split_from_profile",
     "reclassify",
+    "split_water",
+    "paddy_from_calendar",
     "unmapped_codes",
     "class_pixel_counts",
 ]
@@ -53,6 +65,9 @@ PRODUCTS: dict[str, str] = {
 }
 
 Level = Literal[1, 2]
+
+#: auxiliary split rules a source class may carry (``split:`` in the mapping files)
+SPLIT_RULES: tuple[str, ...] = ("grassland_fvc", "sparse_fvc", "water_body", "paddy")
 
 _HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _LUT_SIZE = 256
@@ -223,6 +238,7 @@ class SourceClass:
     split: str | None = None
     note: str = ""
     tag: str = ""
+    source: str = ""
 
     @property
     def to_nodata(self) -> bool:
@@ -247,6 +263,7 @@ class ProductMapping:
     mapping_tag: str
     nodata: int | None
     classes: tuple[SourceClass, ...]
+    nodata_note: str = ""
 
     @cached_property
     def _by_code(self) -> dict[int, SourceClass]:
@@ -321,6 +338,7 @@ def mapping_from_data(
         mapping_tag=str(data.get("mapping_tag", "")),
         nodata=None if nodata is None else int(nodata),
         classes=tuple(sorted(classes, key=lambda c: c.code)),
+        nodata_note=" ".join(str(data.get("nodata_note", "")).split()),
     )
 
 
@@ -332,8 +350,9 @@ def _make_source_class(code: Any, entry: Any, table: ClassTable, where: str) -> 
         raise ConfigError(f"{where}: class {code}: level1 and level2 must both be set or both null")
     if l1 is None:
         return SourceClass(
-            code, str(entry.get("name", code)), 0, 0, None, str(entry.get("note", ""))
-        )
+            code, str(entry.get("name", code)), 0, 0, None, str(entry.get("note", "")),
+            str(entry.get("tag", "")), " ".join(str(entry.get("source", "")).split()),
+        )  # fmt: skip
     l1, l2 = int(l1), int(l2)
     if l1 not in table.codes(1) or l2 not in table.codes(2):
         raise ConfigError(
@@ -342,8 +361,10 @@ def _make_source_class(code: Any, entry: Any, table: ClassTable, where: str) -> 
     if table.get(l2).parent != l1:
         raise ConfigError(f"{where}: class {code}: 二级 {l2} does not belong to 一级 {l1}")
     split = entry.get("split")
-    if split not in (None, "grassland_fvc"):
-        raise ConfigError(f"{where}: class {code}: unknown split rule {split!r}")
+    if split is not None and split not in SPLIT_RULES:
+        raise ConfigError(
+            f"{where}: class {code}: unknown split rule {split!r}; use one of {list(SPLIT_RULES)}"
+        )
     return SourceClass(
         code=code,
         name=str(entry.get("name", code)),
@@ -352,6 +373,7 @@ def _make_source_class(code: Any, entry: Any, table: ClassTable, where: str) -> 
         split=split,
         note=str(entry.get("note", "")),
         tag=str(entry.get("tag", "")),
+        source=" ".join(str(entry.get("source", "")).split()),
     )
 
 
@@ -419,6 +441,156 @@ def fvc_split_from_profile(profile: AnyMapping[str, Any], table: ClassTable) -> 
 
 
 # --------------------------------------------------------------------------------------------
+# water bodies and paddy rice
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaterSplit:
+    """Rivers vs lakes/reservoirs from a water-body layer (``water_split`` of the profile).
+
+    A boolean layer is a river mask (True → ``river_code``, False → ``not_river_code``); an
+    integer layer holds national codes (``river_code``/``lake_code``/``reservoir_code``; any
+    other value = no information, the pixel keeps its code).
+    """
+
+    river_code: int
+    lake_code: int
+    reservoir_code: int
+    not_river_code: int
+    tag: str = ""
+
+    @property
+    def codes(self) -> tuple[int, int, int]:
+        return (self.river_code, self.lake_code, self.reservoir_code)
+
+    def targets(self, layer: np.ndarray) -> np.ndarray:
+        """uint8 target code per pixel of ``layer`` (0 = no information)."""
+        if layer.dtype == bool:
+            return np.where(layer, self.river_code, self.not_river_code).astype(np.uint8)
+        return np.where(np.isin(layer, self.codes), layer, 0).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class PaddySplit:
+    """Paddy rice (水田) within classes carrying ``split: paddy`` (``paddy_split`` of the profile).
+
+    The crop-calendar rule of :func:`paddy_from_calendar`: flooded at transplanting
+    (LSWI + ``flood_margin`` ≥ NDVI) and vegetated at the peak (NDVI ≥ ``peak_ndvi_min``).
+    """
+
+    paddy_code: int
+    flood_margin: float
+    peak_ndvi_min: float
+    tag: str = ""
+
+
+def _section(profile: AnyMapping[str, Any], name: str) -> AnyMapping[str, Any]:
+    params = profile.get(name)
+    if not isinstance(params, AnyMapping):
+        raise ConfigError(f"configs/methods/landcover.yaml lacks the '{name}' section")
+    return params
+
+
+def _value(entry: Any) -> Any:
+    return entry["value"] if isinstance(entry, AnyMapping) and "value" in entry else entry
+
+
+def water_split_from_profile(profile: AnyMapping[str, Any], table: ClassTable) -> WaterSplit:
+    """River/lake/reservoir codes of the ``landcover`` profile, checked against ``table``."""
+    params = _section(profile, "water_split")
+    try:
+        split = WaterSplit(
+            river_code=int(params["river_code"]),
+            lake_code=int(params["lake_code"]),
+            reservoir_code=int(params["reservoir_code"]),
+            not_river_code=int(params["not_river_code"]),
+            tag=str(params.get("tag", "")),
+        )
+    except KeyError as exc:
+        raise ConfigError(f"configs/methods/landcover.yaml water_split lacks {exc}") from None
+    for code in (*split.codes, split.not_river_code):
+        if code not in table.codes(2) or table.get(code).parent != 4:
+            raise ConfigError(f"configs/methods/landcover.yaml water_split: {code} is not a 水域 二级 code")
+    if split.not_river_code == split.river_code:
+        raise ConfigError("configs/methods/landcover.yaml water_split: not_river_code equals river_code")
+    return split
+
+
+def paddy_split_from_profile(profile: AnyMapping[str, Any], table: ClassTable) -> PaddySplit:
+    """Paddy code and crop-calendar thresholds of the ``landcover`` profile."""
+    params = _section(profile, "paddy_split")
+    try:
+        calendar = params["calendar"]
+        split = PaddySplit(
+            paddy_code=int(params["paddy_code"]),
+            flood_margin=float(_value(calendar["flood_margin"])),
+            peak_ndvi_min=float(_value(calendar["peak_ndvi_min"])),
+            tag=str(params.get("tag", "")),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"configs/methods/landcover.yaml paddy_split lacks {exc}") from None
+    if split.paddy_code not in table.codes(2):
+        raise ConfigError(f"configs/methods/landcover.yaml paddy_split: {split.paddy_code} is not a 二级 code")
+    return split
+
+
+def _water_block(national: np.ndarray, layer: np.ndarray, *, water: WaterSplit) -> np.ndarray:
+    target = water.targets(np.broadcast_to(layer, national.shape))
+    sel = np.isin(national, water.codes) & (target != 0)
+    return np.where(sel, target, national).astype(np.uint8)
+
+
+def split_water(national: xr.DataArray, water_bodies: xr.DataArray, *, water: WaterSplit) -> xr.DataArray:
+    """Rivers vs lakes/reservoirs in a national 二级 map (lazy on Dask).
+
+    Pixels coded 41/42/43 (``water.codes``) take the code the water-body layer gives them
+    (:class:`WaterSplit`); pixels without information, and every other class, are unchanged.
+    A 一级 map has no such codes and comes back unchanged.
+
+    Parameters
+    ----------
+    national
+        uint8 national classes (e.g. from :func:`reclassify` at level 2 or the classifier).
+    water_bodies
+        Same grid: a boolean river mask (True = river/canal) or integer national water codes
+        (e.g. a rasterised reservoir inventory: 43 inside reservoirs, 42 inside lakes, 0 elsewhere).
+    water
+        From :func:`water_split_from_profile`.
+    """
+    _check_aux(national, water_bodies, "water_bodies")
+    out = xr.apply_ufunc(
+        _water_block, national, water_bodies, kwargs={"water": water},
+        dask="parallelized", output_dtypes=[np.uint8], keep_attrs=False,
+    )  # fmt: skip
+    out.name = national.name
+    out.attrs = {**national.attrs, "water_split": "water-body layer"}
+    return out
+
+
+def paddy_from_calendar(
+    lswi_flood: xr.DataArray,
+    ndvi_flood: xr.DataArray,
+    ndvi_peak: xr.DataArray,
+    *,
+    paddy: PaddySplit,
+) -> xr.DataArray:
+    """Boolean rice layer from a crop calendar (True = paddy rice; NaN inputs give False).
+
+    ``lswi_flood``/``ndvi_flood``: LSWI = (NIR − SWIR1) / (NIR + SWIR1) and NDVI composited over
+    the transplanting window (Sichuan Basin: about late April to May); ``ndvi_peak``: NDVI of the
+    peak season (July–August).  Rule: LSWI + ``flood_margin`` ≥ NDVI at transplanting and
+    NDVI ≥ ``peak_ndvi_min`` at the peak (thresholds: ``paddy_split.calendar`` of the profile).
+    """
+    flooded = (lswi_flood + paddy.flood_margin) >= ndvi_flood
+    vegetated = ndvi_peak >= paddy.peak_ndvi_min
+    out = (flooded & vegetated).fillna(False).astype(bool)
+    out.name = "paddy_rice"
+    out.attrs = {"long_name": "paddy rice from the crop calendar", "rule_tag": paddy.tag}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # reclassification
 # --------------------------------------------------------------------------------------------
 
@@ -438,29 +610,35 @@ def _source_nodata_codes(
             codes.add(int(attr))
     clash = codes & set(mapping.codes)
     if clash:
+        names = ", ".join(f"{c} ({mapping[c].name})" for c in sorted(clash))
         raise InputError(
-            f"the nodata value {sorted(clash)} of this {mapping.product} input is also a class code "
-            f"of the product; pass source_nodata= the value your file uses for missing pixels"
+            f"this {mapping.product} input declares {names} as nodata, but that is a class of the "
+            f"product: those pixels cannot be told apart from missing ones. "
+            + (mapping.nodata_note or "Pass source_nodata= the value your file uses for missing pixels.")
         )
     return tuple(sorted(codes))
 
 
 def _reclass_block(
     codes: np.ndarray,
-    fvc: np.ndarray | None = None,
-    *,
+    *aux: np.ndarray,
+    names: tuple[str, ...],
     lut: np.ndarray,
     known: np.ndarray,
     extra_nodata: np.ndarray,
     nodata_out: int,
-    split_mask: np.ndarray | None,
+    masks: dict[str, np.ndarray],
     split: FvcSplit | None,
+    water: WaterSplit | None,
+    paddy: PaddySplit | None,
     parent: np.ndarray | None,
     product: str,
 ) -> np.ndarray:
-    """Apply the lookup table to one block of integer source codes (any shape)."""
+    """Apply the lookup table, then the auxiliary splits, to one block of source codes."""
+    layers = dict(zip(names, aux, strict=True))
     if codes.dtype == np.uint8:
         idx = codes
+        inside = np.ones(codes.shape, dtype=bool)
         unknown = ~known[idx]
     else:
         inside = (codes >= 0) & (codes < _LUT_SIZE)
@@ -479,15 +657,28 @@ def _reclass_block(
             UnmappedCodeWarning,
             stacklevel=2,
         )
-    if fvc is not None and split is not None and split_mask is not None:
-        target = split_mask[idx] & np.isfinite(fvc)
-        if codes.dtype != np.uint8:
-            target &= inside
-        if target.any():
-            cover = split.classify(np.broadcast_to(fvc, codes.shape))
-            if parent is not None:
-                cover = parent[cover]
-            out = np.where(target, cover, out)
+
+    def national(code: np.ndarray | int) -> np.ndarray:
+        """A 二级 code in the output level."""
+        return parent[code] if parent is not None else np.asarray(code, dtype=np.uint8)
+
+    fvc = layers.get("fvc")
+    if fvc is not None and split is not None:
+        fvc = np.broadcast_to(fvc, codes.shape)
+        finite = np.isfinite(fvc) & inside
+        cover = national(split.classify(fvc))
+        grass = masks["grassland_fvc"][idx] & finite
+        sparse = masks["sparse_fvc"][idx] & finite & (fvc >= split.low_min)
+        out = np.where(grass | sparse, cover, out)
+    layer = layers.get("water_bodies")
+    if layer is not None and water is not None and parent is None:
+        target = water.targets(np.broadcast_to(layer, codes.shape))
+        sel = masks["water_body"][idx] & inside & (target != 0)
+        out = np.where(sel, target, out)
+    rice = layers.get("rice")
+    if rice is not None and paddy is not None:
+        sel = masks["paddy"][idx] & inside & np.broadcast_to(rice, codes.shape).astype(bool)
+        out = np.where(sel, national(paddy.paddy_code), out)
     return out.astype(np.uint8, copy=False)
 
 
@@ -501,6 +692,10 @@ def reclassify(
     fvc: xr.DataArray | None = None,
     split: FvcSplit | None = None,
     source_nodata: int | None = None,
+    water_bodies: xr.DataArray | None = None,
+    water: WaterSplit | None = None,
+    rice: xr.DataArray | None = None,
+    paddy: PaddySplit | None = None,
 ) -> xr.DataArray:
     """Reclassify product class codes into the national classes (uint8, lazy on Dask).
 
@@ -518,12 +713,22 @@ def reclassify(
         Output code for nodata, for classes mapped to nodata (Esri clouds) and for unmapped
         codes (these also raise an :class:`UnmappedCodeWarning` when computed).
     fvc
-        Optional growing-season fractional vegetation cover (0–1, same grid) that splits grass
-        classes into 31/32/33 (FVC below the low threshold → 65 / 一级 6); thresholds from
-        ``split`` (:func:`fvc_split_from_profile`).  NaN FVC keeps the mapping's default.
+        Optional growing-season fractional vegetation cover (0–1, same grid): splits classes with
+        ``split: grassland_fvc`` into 31/32/33 (FVC below the low threshold → 65 / 一级 6) and
+        turns classes with ``split: sparse_fvc`` (bare/sparse) with FVC ≥ the low threshold into
+        31/32/33 (一级 3); thresholds from ``split`` (:func:`fvc_split_from_profile`).  NaN FVC
+        keeps the mapping's default.
     source_nodata
         Nodata code of the input; default: the product's documented nodata and ``da.attrs``
         ``nodata``/``_FillValue``.
+    water_bodies, water
+        Optional water-body layer (boolean river mask or national water codes, same grid) and
+        its codes (:func:`water_split_from_profile`) for classes with ``split: water_body``
+        (level 2 only; see :func:`split_water`).  Without it water keeps the mapping's default.
+    rice, paddy
+        Optional boolean rice layer (True = paddy rice; an auxiliary rice map or
+        :func:`paddy_from_calendar`) and the paddy code (:func:`paddy_split_from_profile`) for
+        classes with ``split: paddy``.  Without it they keep the mapping's default.
 
     Returns
     -------
@@ -546,29 +751,49 @@ def reclassify(
     known[small] = True
     extra = np.asarray([c for c in nodata_codes if not 0 <= c < _LUT_SIZE], dtype=np.int64)
 
-    split_mask = parent = None
+    names: list[str] = []
     args = [da]
     if fvc is not None:
-        _check_same_grid(da, fvc)
+        _check_aux(da, fvc, "fvc")
         if not np.issubdtype(fvc.dtype, np.floating):
             raise InputError(f"fvc must be a float array (0–1), got dtype {fvc.dtype}")
         if split is None:
             raise ConfigError("reclassify with fvc needs the grassland FVC split (fvc_split_from_profile)")
-        split_mask = mapping.split_mask("grassland_fvc")
-        parent = table.parent_lookup() if level == 1 else None
+        names.append("fvc")
         args.append(fvc)
+    if water_bodies is not None:
+        _check_aux(da, water_bodies, "water_bodies")
+        if water_bodies.dtype != bool and not np.issubdtype(water_bodies.dtype, np.integer):
+            raise InputError(
+                f"water_bodies must be a boolean river mask or integer water codes, got {water_bodies.dtype}"
+            )
+        if water is None:
+            raise ConfigError("reclassify with water_bodies needs the water split (water_split_from_profile)")
+        names.append("water_bodies")
+        args.append(water_bodies)
+    if rice is not None:
+        _check_aux(da, rice, "rice")
+        if rice.dtype != bool and not np.issubdtype(rice.dtype, np.integer):
+            raise InputError(f"rice must be a boolean layer (True = paddy rice), got {rice.dtype}")
+        if paddy is None:
+            raise ConfigError("reclassify with rice needs the paddy split (paddy_split_from_profile)")
+        names.append("rice")
+        args.append(rice)
 
     out = xr.apply_ufunc(
         _reclass_block,
         *args,
         kwargs={
+            "names": tuple(names),
             "lut": lut,
             "known": known,
             "extra_nodata": extra,
             "nodata_out": nodata_out,
-            "split_mask": split_mask,
+            "masks": {rule: mapping.split_mask(rule) for rule in SPLIT_RULES},
             "split": split if fvc is not None else None,
-            "parent": parent,
+            "water": water if water_bodies is not None else None,
+            "paddy": paddy if rice is not None else None,
+            "parent": table.parent_lookup() if level == 1 else None,
             "product": mapping.product,
         },
         dask="parallelized",
@@ -583,22 +808,25 @@ def reclassify(
         "source_product": mapping.product,
         "mapping_tag": mapping.mapping_tag,
         "fvc_split": "yes" if fvc is not None else "no",
+        "water_split": "water-body layer" if water_bodies is not None else "none: mapping default",
+        "paddy_split": "rice layer" if rice is not None else "none: mapping default",
     }
     return out
 
 
-def _check_same_grid(da: xr.DataArray, other: xr.DataArray) -> None:
+def _check_aux(da: xr.DataArray, other: xr.DataArray, name: str) -> None:
+    """``other`` (an auxiliary layer called ``name``) must lie on the grid of ``da``."""
     for dim in other.dims:
         if dim not in da.dims or other.sizes[dim] != da.sizes[dim]:
             raise InputError(
-                f"fvc dims {dict(other.sizes)} do not match the land-cover grid {dict(da.sizes)}; "
+                f"{name} dims {dict(other.sizes)} do not match the land-cover grid {dict(da.sizes)}; "
                 "put both on the same grid first"
             )
     try:
         xr.align(da, other, join="exact")
     except ValueError:
         raise InputError(
-            "fvc coordinates differ from the land-cover grid; put both on the same grid first"
+            f"{name} coordinates differ from the land-cover grid; put both on the same grid first"
         ) from None
 
 

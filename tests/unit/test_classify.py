@@ -28,6 +28,7 @@ SPECTRA = {
     5: (0.15, 0.16, 0.18, 0.22),  # built-up
 }
 BANDS = ("blue", "green", "red", "nir")
+FIT = {"seed": 0, "test_fraction": 0.3, "n_estimators": 10}
 
 
 def _synthetic_scene(seed: int = 42, size: int = 200, noise: float = 0.03):
@@ -54,7 +55,9 @@ def scene():
 def trained(scene):
     ref, features = scene
     X, y, _, _ = draw_samples(ref, features, n_per_class=150, seed=7)
-    return train_classifier(X, y, seed=7, n_estimators=50, feature_names=list(features.data_vars))
+    return train_classifier(
+        X, y, seed=7, test_fraction=0.3, n_estimators=50, feature_names=list(features.data_vars)
+    )
 
 
 def test_draw_samples_is_stratified_and_valid(scene):
@@ -103,7 +106,8 @@ def test_report_round_trips_through_json(trained):
     assert json.loads(text) == d
     assert AccuracyReport.from_dict(json.loads(text)) == trained.report
     md = trained.report.to_markdown({1: "林地"})
-    assert "Overall accuracy:" in md and "| 1 林地 |" in md
+    assert "Sample overall accuracy:" in md and "| 1 林地 |" in md
+    assert "not map accuracy" in md and "Map accuracy" not in md  # no map counts given
     assert md.count("\n| ") >= 2 * len(trained.report.labels)
 
 
@@ -124,7 +128,9 @@ def test_prediction_is_deterministic_and_masks_nan(scene, trained):
     assert (pred.values[inside] == ref.values[inside]).mean() >= 0.9
     # same seed → identical model and predictions; dask blocks give the same bytes
     X, y, _, _ = draw_samples(ref, features, n_per_class=150, seed=7)
-    again = train_classifier(X, y, seed=7, n_estimators=50, feature_names=list(features.data_vars))
+    again = train_classifier(
+        X, y, seed=7, test_fraction=0.3, n_estimators=50, feature_names=list(features.data_vars)
+    )
     lazy = predict(again, features.chunk({"y": 64, "x": 128}))
     assert isinstance(lazy.data, dsa.Array)
     np.testing.assert_array_equal(lazy.values, pred.values)
@@ -138,12 +144,12 @@ def test_user_errors_are_typed(scene, trained):
     with pytest.raises(InputError, match="reference grid"):
         draw_samples(ref, features.isel(x=slice(0, 100)), 10, seed=0)
     with pytest.raises(InputError, match="at least two classes"):
-        train_classifier(np.zeros((10, 2)), np.ones(10, dtype=np.uint8), seed=0)
+        train_classifier(np.zeros((10, 2)), np.ones(10, dtype=np.uint8), **FIT)
     with pytest.raises(InputError, match="fewer than 2 samples"):
-        train_classifier(np.zeros((11, 2)), np.array([1] * 10 + [2], dtype=np.uint8), seed=0)
+        train_classifier(np.zeros((11, 2)), np.array([1] * 10 + [2], dtype=np.uint8), **FIT)
     with pytest.raises(ConfigError, match="unknown classifier model"):
         train_classifier(
-            np.zeros((10, 2)), np.array([1, 2] * 5, dtype=np.uint8), seed=0, model="svm"
+            np.zeros((10, 2)), np.array([1, 2] * 5, dtype=np.uint8), **FIT, model="svm"
         )
     with pytest.raises(ConfigError, match="nodata"):
         predict(trained, features, nodata=1)
@@ -183,7 +189,9 @@ def test_slovenia_ndvi_season_classifier(sample_data):
     )
     X, y, _, _ = draw_samples(ref, features, n_per_class=300, seed=0)
     assert sorted(np.unique(y).tolist()) == [1, 2, 3, 4, 8]
-    model = train_classifier(X, y, seed=0, n_estimators=100, feature_names=list(features.data_vars))
+    model = train_classifier(
+        X, y, seed=0, test_fraction=0.3, n_estimators=100, feature_names=list(features.data_vars)
+    )
     rep = model.report
     assert rep.n_test == 333
     assert rep.overall_accuracy >= 0.6
