@@ -242,6 +242,10 @@ def _landcover(ctx: ProductContext) -> xr.DataArray:
     return ctx.model("landcover").apply(ctx)
 
 
+def _landcover_confidence(ctx: ProductContext) -> xr.DataArray:
+    return ctx.model("landcover").confidence(ctx)
+
+
 def _landcover_classes(ctx: ProductContext) -> list[ClassEntry]:
     return ctx.model("landcover").classes()
 
@@ -287,6 +291,9 @@ for _entry in (
     Product("landcover", "Land cover, national classes", kind="categorical", dtype="uint8", nodata=0,
             units="class", needs=_LANDCOVER_INPUTS, compute=_landcover, model="landcover",
             family="landcover", classes=_landcover_classes),
+    Product("landcover_confidence", "Land-cover confidence (probability of the mapped class)", ramp="count",
+            display_range=(0.0, 1.0), needs=_LANDCOVER_INPUTS, compute=_landcover_confidence,
+            model="landcover", family="landcover"),
 ):
     register(_entry)
 

@@ -18,14 +18,15 @@ import odc.stac
 import pystac
 import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
-from distributed.diagnostics.plugin import WorkerPlugin
 from odc.geo.geobox import GeoBox
 
 from eqi.errors import BandError
 from eqi.io.catalog.base import item_interval
 from eqi.sensors import ItemBands, SensorSpec, identify_sensor, resolve_item
 
-__all__ = ["ItemGroup", "group_items", "normalise_item", "load_group", "configure_gdal", "GDAL_OPTIONS"]
+__all__ = [
+    "ItemGroup", "group_items", "normalise_item", "load_group", "configure_gdal", "apply_gdal_options", "GDAL_OPTIONS",
+]
 
 # GDAL settings applied in this process and on every Dask worker (configure_gdal).
 GDAL_OPTIONS: dict[str, Any] = {
@@ -237,13 +238,9 @@ def load_group(
     return ds
 
 
-class GdalWorkerPlugin(WorkerPlugin):
-    """Dask WorkerPlugin: apply the GDAL options when a worker starts (and on restarts)."""
-
-    name = "eqi-gdal-options"
-
-    def setup(self, worker: Any) -> None:
-        odc.stac.configure_rio(cloud_defaults=False, **GDAL_OPTIONS)
+def apply_gdal_options() -> None:
+    """Apply :data:`GDAL_OPTIONS` in this process (run on every worker by :func:`configure_gdal`)."""
+    odc.stac.configure_rio(cloud_defaults=False, **GDAL_OPTIONS)
 
 
 def configure_gdal(client: Any | None = None) -> None:
@@ -253,6 +250,8 @@ def configure_gdal(client: Any | None = None) -> None:
     ``configure_rio``; worker processes are configured by a WorkerPlugin, which also runs on
     workers that join later.
     """
-    odc.stac.configure_rio(cloud_defaults=False, **GDAL_OPTIONS)
-    if client is not None:
+    apply_gdal_options()
+    if client is not None:  # a cluster: distributed is loaded already, the plugin costs nothing
+        from eqi.io.gdal_plugin import GdalWorkerPlugin
+
         client.register_plugin(GdalWorkerPlugin())

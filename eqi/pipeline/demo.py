@@ -23,6 +23,7 @@ DEMO_COUNTY = "sichuan:510115"  # 温江区 Wenjiang District, Chengdu: cropland
 DEMO_YEARS = (2022, 2023)
 DEMO_PRODUCTS = [
     "composite", "count", "ndvi", "evi", "mndwi", "ndbsi", "wet", "lst", "fvc", "rsei", "rsei_grade", "landcover",
+    "landcover_confidence",
 ]  # fmt: skip
 
 _README = """SIMULATED DATA - eqi offline demo

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +28,16 @@ from eqi.errors import InputError
 from eqi.geo.grid import TileId
 from eqi.io.atomic import atomic_path, atomic_write_json, atomic_write_text
 from eqi.io.raster import open_raster, region_mask
+from eqi.pipeline import landcover_stage
 from eqi.pipeline.plan import Plan
 from eqi.pipeline.tile_stage import LANDCOVER_FEATURE_INDICES
 from eqi.products import COMPOSITE_BANDS, ClassEntry, ProductContext
-from eqi.science import classify
 from eqi.science import fvc as fvc_science
 from eqi.science import rsei as rsei_science
 from eqi.science.fvc import FvcBounds
 from eqi.science.rsei import RseiModel
 
-__all__ = ["TileFiles", "fit_model", "load_model", "model_done", "LandcoverModel"]
+__all__ = ["TileFiles", "fit_model", "load_model", "model_done", "LandcoverMaker", "landcover_map_accuracy"]
 
 TileFiles = Mapping[tuple[int, TileId], Mapping[str, Path]]  # (year, tile) -> product -> file
 
@@ -157,77 +157,104 @@ def _specific_sensor(files: TileFiles, years: Sequence[int]) -> str | None:
 
 
 @dataclass
-class LandcoverModel:
-    """How land cover is made on a tile: the reference reclassified, or a trained classifier."""
+class LandcoverMaker:
+    """How land cover is made on a tile: the reference reclassified, or the area's classifier
+    (:mod:`eqi.pipeline.landcover_stage`: a full model and a main-season fallback)."""
 
     mode: str
     level: int
     classes_table: tuple[ClassEntry, ...]
-    trained: classify.TrainedClassifier | None = None
+    model: landcover_stage.LandcoverModel | None = None
+    _last: tuple[Any, xr.DataArray, xr.DataArray] | None = field(default=None, repr=False, compare=False)
 
     def classes(self) -> list[ClassEntry]:
         return list(self.classes_table)
 
+    def _features(self, ctx: ProductContext) -> xr.Dataset:
+        assert self.model is not None
+        layers = {}
+        for name in self.model.feature_names:
+            try:
+                layers[name] = ctx.get(name)
+            except KeyError:  # an extra season this tile has no scene for: the fallback serves
+                continue
+        return xr.Dataset(layers)
+
+    def _predict(self, ctx: ProductContext) -> tuple[xr.DataArray, xr.DataArray]:
+        """Classes and confidence of the tile behind ``ctx``, predicted once per tile."""
+        assert self.model is not None
+        if self._last is None or self._last[0] is not ctx:
+            classes, confidence = landcover_stage.apply_landcover(self.model, self._features(ctx))
+            (classes, confidence) = dask.persist(classes, confidence)
+            self._last = (ctx, classes.astype("uint8"), confidence)
+        return self._last[1], self._last[2]
+
     def apply(self, ctx: ProductContext) -> xr.DataArray:
-        reference = ctx.get("lc_reference")
-        if self.trained is None:
-            return reference
-        features = xr.Dataset({n: ctx.get(n) for n in self.trained.feature_names})
-        return classify.predict(self.trained, features).astype("uint8")
+        if self.model is None:
+            return ctx.get("lc_reference")
+        return self._predict(ctx)[0]
+
+    def confidence(self, ctx: ProductContext) -> xr.DataArray:
+        if self.model is None:  # a reclassified product carries no confidence of its own
+            return xr.full_like(ctx.get("lc_reference"), np.nan, dtype=np.float32)
+        return self._predict(ctx)[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_last": None}
 
 
-def landcover_features(paths: Mapping[str, Path], names: Sequence[str], chunk: int) -> xr.Dataset:
-    return xr.Dataset({n: _read(paths[n], chunk) for n in names})
+def _landcover_features(plan: Plan, paths: Mapping[str, Path]) -> xr.Dataset:
+    """Main-season features and whichever extra-season features a tile has (``<name>_s<k>``)."""
+    main = (*COMPOSITE_BANDS, *LANDCOVER_FEATURE_INDICES)
+    names = [n for n in paths if n in main or (n.rsplit("_s", 1)[0] in main and n.rsplit("_s", 1)[-1].isdigit())]
+    return xr.Dataset({n: _read(paths[n], plan.stack.chunk) for n in names})
 
 
-def _feature_names(plan: Plan, files: TileFiles, year: int) -> list[str]:
-    names = [*COMPOSITE_BANDS, *LANDCOVER_FEATURE_INDICES]
-    for k, _ in enumerate(plan.options.get("extra_seasons", []), start=1):
-        season = [f"{n}_s{k}" for n in (*COMPOSITE_BANDS, *LANDCOVER_FEATURE_INDICES)]
-        if any(all(s in p for s in season) for (y, _t), p in files.items() if y == year):
-            names += season
-    return names
-
-
-def _fit_landcover(plan: Plan, years: Sequence[int], files: TileFiles, classes: Sequence[ClassEntry]) -> tuple[LandcoverModel, dict[str, Any]]:
+def _fit_landcover(plan: Plan, years: Sequence[int], files: TileFiles, classes: Sequence[ClassEntry]) -> tuple[LandcoverMaker, dict[str, Any]]:
     opts = plan.options.get("landcover_tile") or {}
     level = int(opts.get("level", 1))
     meta: dict[str, Any] = {"mode": opts.get("mode"), "product": opts.get("product"), "level": level,
                             "reference": opts.get("reference")}  # fmt: skip
     if opts.get("mode") != "classify":
-        return LandcoverModel("reclassify", level, tuple(classes)), meta
+        return LandcoverMaker("reclassify", level, tuple(classes)), meta
     (year,) = years
-    names = _feature_names(plan, files, year)
-    parts = _parts(files, [year], [*names, "lc_reference"])[year]
-    if not parts:
-        raise InputError(f"land cover {year}: no tile has the classifier features and the reference")
-    n_per_class = int(opts.get("samples_per_class", 400))
+    profile = plan.profiles["landcover"]
     seed = int(opts.get("seed", 42))
-    xs, ys = [], []
-    for j, (tile, paths) in enumerate(parts):
-        features = landcover_features(paths, names, plan.stack.chunk)
-        reference = _read(paths["lc_reference"], plan.stack.chunk).where(_inside(plan, tile), 0)
-        try:
-            x, y, _r, _c = classify.draw_samples(reference, features, n_per_class=n_per_class, seed=seed + j)
-        except InputError:
-            continue  # a tile with no usable reference pixel
-        xs.append(x)
-        ys.append(y)
-    if not xs:
-        raise InputError(f"land cover {year}: no pixel has both a reference class and every feature")
-    X, y = np.concatenate(xs), np.concatenate(ys)
-    rng = np.random.default_rng(seed)
-    keep = []
-    for code in np.unique(y):  # the same number per class over the whole area as in one tile
-        idx = np.flatnonzero(y == code)
-        keep.append(np.sort(rng.choice(idx, size=n_per_class, replace=False)) if idx.size > n_per_class else idx)
-    pick = np.concatenate(keep)
-    if len(np.unique(y[pick])) < 2:
-        raise InputError("the land-cover reference has fewer than two classes inside the area")
-    trained = classify.train_classifier(X[pick], y[pick], seed=seed, feature_names=names)
-    meta.update(features=names, seasons=[plan.stack.season, *plan.options.get("extra_seasons", [])],
-                accuracy={"overall_accuracy": trained.report.overall_accuracy, "kappa": trained.report.kappa})
-    return LandcoverModel("classify", level, tuple(classes), trained), meta
+    samples, tiles = [], []
+    for (y, tile), paths in sorted(files.items()):
+        if y != year or "lc_reference" not in paths:
+            continue
+        inside = _inside(plan, tile)
+        features = _landcover_features(plan, paths).where(inside)
+        reference = _read(paths["lc_reference"], plan.stack.chunk).where(inside, 0).astype("uint8")
+        samples.append(landcover_stage.sample_tile(features, reference, params=profile, seed=seed, tile_key=str(tile)))
+        tiles.append(tile)
+    if not samples:
+        raise InputError(f"land cover {year}: no tile has the classifier features and the reference")
+    model = landcover_stage.fit_landcover(samples, params=profile, seed=seed)
+    meta.update(model.to_metadata())
+    meta.update(seasons=[plan.stack.season, *plan.options.get("extra_seasons", [])],
+                scope=_scope(plan, years, tiles))
+    return LandcoverMaker("classify", level, tuple(classes), model), meta
+
+
+def landcover_map_accuracy(
+    plan: Plan, maker: LandcoverMaker, years: Sequence[int], classified: Mapping[TileId, Path]
+) -> dict[str, Any] | None:
+    """Map accuracy (Olofsson et al. 2014) of the area's classified map; reports written beside
+    the model (``.accuracy.json`` / ``.accuracy.md``).  ``classified``: the tiles' land-cover files."""
+    if maker.model is None:
+        return None
+    counts: dict[int, int] = {}
+    for tile, path in classified.items():
+        classes = _read(path, plan.stack.chunk).where(_inside(plan, tile), 0)
+        for code, n in landcover_stage.mapped_pixel_counts(classes).items():
+            counts[code] = counts.get(code, 0) + n
+    report = landcover_stage.map_accuracy(maker.model, counts, plan.stack.grid.resolution ** 2)
+    names = {c: label for c, _, label in maker.classes()}
+    atomic_write_json(plan.model_path("landcover", years, ".accuracy.json"), report.to_dict())
+    atomic_write_text(plan.model_path("landcover", years, ".accuracy.md"), report.to_markdown(names))
+    return report.to_dict()
 
 
 # ---------------------------------------------------------------------------------- I/O
@@ -264,11 +291,6 @@ def fit_model(
     if model == "landcover":
         with atomic_path(plan.model_path(model, years, ".pkl")) as tmp:
             tmp.write_bytes(pickle.dumps(fitted, protocol=pickle.HIGHEST_PROTOCOL))
-        if fitted.trained is not None:
-            report = fitted.trained.report
-            names = {c: label for c, _, label in fitted.classes()}
-            atomic_write_json(plan.model_path(model, years, ".accuracy.json"), report.to_dict())
-            atomic_write_text(plan.model_path(model, years, ".accuracy.md"), report.to_markdown(names))
     elif model == "rsei":
         meta["state"] = asdict(fitted)
     elif model == "fvc":

@@ -35,7 +35,7 @@ from eqi.io import landcover_tables
 from eqi.io.catalog import is_sentinelhub_source, load_items, open_catalog, save_items
 from eqi.io.landcover_reference import reference_items
 from eqi.io.stac import update_catalog
-from eqi.pipeline.fit import fit_model, load_model, model_done
+from eqi.pipeline.fit import fit_model, landcover_map_accuracy, load_model, model_done
 from eqi.pipeline.lock import RunLock
 from eqi.pipeline.plan import Plan, build_plan, native_anchor
 from eqi.pipeline.region_stage import run_apply, run_region, write_area_mosaics
@@ -234,9 +234,9 @@ def _references(p: Plan, year: int) -> dict[str, Any]:
             "(e.g. an ESA WorldCover tile) and landcover.mode (reclassify or classify)"
         )
     spec = str(opts["reference"]).replace("{year}", str(year))
-    items = reference_items(spec, year=year, bbox=tuple(p.area.geometry.bounds),
-                            collection=opts.get("collection"), asset=opts.get("asset", "map"))  # fmt: skip
     mapping = landcover_tables.load_mapping(opts.get("product", "esa-worldcover"))
+    items = reference_items(spec, year=year, bbox=tuple(p.area.geometry.bounds), nodata=mapping.nodata,
+                            collection=opts.get("collection"), asset=opts.get("asset", "map"))  # fmt: skip
     loader = tile_reference_loader(items, opts.get("asset", "map"), int(opts.get("level", 1)), mapping,
                                    landcover_tables.load_class_table())
     return {"landcover": loader, "_meta": {"reference_items": [i.id for i in items],
@@ -360,6 +360,16 @@ def _run_locked(p: Plan, catalog: Any, *, overwrite: bool, progress: Callable[[s
                 progress(f"FAILED tile {tile} {year}: {type(exc).__name__}: {exc}")
 
     models_by_year, model_meta, model_errors = _fit_models(p, tile_files, tile_errors, year_errors, overwrite, progress)
+    apply_errors: dict[tuple[int, TileId], EqiError] = {}
+    if p.fitted_products:
+        for year in years:
+            if year in year_errors or model_errors.get(year):
+                continue
+            loaders = {k: v for k, v in references.get(year, {}).items() if not k.startswith("_")}
+            apply_errors.update(_apply_year(p, year, tile_files, models_by_year.get(year, {}), loaders,
+                                            overwrite=overwrite, progress=progress))  # fmt: skip
+            _landcover_accuracy(p, year, tile_files, models_by_year.get(year, {}), model_meta.get(year, {}))
+    tile_errors = {**tile_errors, **apply_errors}
     for task in todo:
         t0 = time.perf_counter()
         try:
@@ -441,6 +451,39 @@ def _model_summary(model: str, meta: Mapping[str, Any]) -> str:
     return ""
 
 
+def _apply_year(p: Plan, year: int, tile_files, models, loaders, *, overwrite: bool,
+                progress: Callable[[str], None]) -> dict[tuple[int, TileId], EqiError]:
+    """Fitted products on every tile of the area that has scenes; failures per tile."""
+    errors: dict[tuple[int, TileId], EqiError] = {}
+    classes = _Classes(p, models).table()
+    for (y, tile), paths in sorted(tile_files.items()):
+        if y != year or not any(not k.startswith("_") for k in paths):
+            continue  # another year, or an empty tile (no scene): nothing to apply
+        tid = p.apply_task_id(year, tile)
+        if not overwrite and check_done(p.apply_dir(year, tile) / "item.json", tid) is None:
+            continue
+        simulated = bool(p.options.get("simulated")) or _is_simulated(Path(paths["_dir"]) / "item.json")
+        try:
+            run_apply(p, year, tile, {k: v for k, v in paths.items() if k != "_dir"}, models, task_id=tid,
+                      classes=classes, simulated=simulated, references=loaders)  # fmt: skip
+        except (EqiError, RasterioError) as exc:
+            errors[(year, tile)] = _as_input_error(exc)
+            progress(f"FAILED tile {tile} {year} (fitted products): {errors[(year, tile)]}")
+    return errors
+
+
+def _landcover_accuracy(p: Plan, year: int, tile_files, models, meta) -> None:
+    """Map accuracy of the area's classified land cover of ``year`` (Olofsson et al. 2014)."""
+    maker = models.get("landcover")
+    if maker is None or maker.model is None:
+        return
+    classified = {t: p.apply_dir(year, t) / "landcover.tif" for (y, t) in tile_files if y == year}
+    classified = {t: f for t, f in classified.items() if f.is_file()}
+    report = landcover_map_accuracy(p, maker, p.model_years("landcover", year), classified)
+    if report and report.get("map_accuracy"):
+        meta.setdefault("landcover", {})["map_accuracy"] = report["map_accuracy"].get("overall_accuracy")
+
+
 def _merged_files(p: Plan, year: int, files: Mapping[TileId, Mapping[str, Path]]) -> dict[TileId, dict[str, Path]]:
     """Tile-store files plus the applied (fitted) products of each tile."""
     out = {}
@@ -469,16 +512,6 @@ def _region_task(p, task, tile_files, tile_errors, year_errors, models, model_me
     files = {t: tile_files[(year, t)] for t in tiles if (year, t) in tile_files}
     simulated = bool(p.options.get("simulated")) or any(_is_simulated(Path(f["_dir"]) / "item.json") for f in files.values())
     classes = _Classes(p, models).table()
-    if p.fitted_products:
-        for tile, paths in files.items():
-            if not any(k for k in paths if not k.startswith("_")):
-                continue  # an empty tile (no scene): nothing to apply
-            tid = p.apply_task_id(year, tile)
-            apply_item = p.apply_dir(year, tile) / "item.json"
-            if overwrite or check_done(apply_item, tid) is not None:
-                loaders = {k: v for k, v in references.items() if not k.startswith("_")}
-                run_apply(p, year, tile, {k: v for k, v in paths.items() if k != "_dir"}, models, task_id=tid,
-                          classes=classes, simulated=simulated, references=loaders)  # fmt: skip
     merged = _merged_files(p, year, files)
     method = {name: dict(meta) for name, meta in model_meta.items()}
     for meta in method.values():
@@ -487,7 +520,7 @@ def _region_task(p, task, tile_files, tile_errors, year_errors, models, model_me
     if "landcover" in method and references.get("_meta"):
         method["landcover"].update(references["_meta"])
     extra = {}
-    if "landcover" in models and models["landcover"].trained is not None:
+    if "landcover" in models and models["landcover"].model is not None:
         years = p.model_years("landcover", year)
         extra = {"landcover_accuracy.json": p.model_path("landcover", years, ".accuracy.json"),
                  "landcover_accuracy.md": p.model_path("landcover", years, ".accuracy.md")}  # fmt: skip

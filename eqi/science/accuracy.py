@@ -24,12 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    cohen_kappa_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
-)
 
 from eqi.errors import InputError
 
@@ -579,6 +573,14 @@ def assess_accuracy(
     if y_true.shape != y_pred.shape or y_true.ndim != 1 or y_true.size == 0:
         raise InputError("y_true and y_pred must be non-empty 1-D arrays of the same length")
     codes = np.asarray(labels) if labels is not None else np.union1d(y_true, y_pred)
+    # imported here: only a classification run needs scikit-learn (see eqi.science.classify.MODELS)
+    from sklearn.metrics import (
+        accuracy_score,
+        cohen_kappa_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+    )
+
     cm = confusion_matrix(y_true, y_pred, labels=codes)
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=codes, zero_division=0.0

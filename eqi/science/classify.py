@@ -25,19 +25,20 @@ from the seed and the tile key, never from the order in which tiles are processe
 from __future__ import annotations
 
 import hashlib
+import importlib
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
 import dask.array as dsa
 import numpy as np
 import xarray as xr
-from sklearn.base import ClassifierMixin
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.model_selection import train_test_split
+
+if TYPE_CHECKING:
+    from sklearn.base import ClassifierMixin
 
 from eqi.errors import ConfigError, InputError
 from eqi.params import param_value
@@ -68,7 +69,15 @@ __all__ = [
 ]
 
 #: model name → scikit-learn estimator class
-MODELS: dict[str, type[ClassifierMixin]] = {"random_forest": RandomForestClassifier}
+# Estimators by name, imported when a model is trained: scikit-learn takes ~0.6 s to import, and a
+# run that classifies nothing (NDVI, RSEI) should not pay it.  A fitted model unpickles its own.
+MODELS: dict[str, str] = {"random_forest": "sklearn.ensemble:RandomForestClassifier"}
+
+
+def estimator_class(name: str) -> type[ClassifierMixin]:
+    """The scikit-learn estimator class registered as ``name`` in :data:`MODELS`."""
+    module, _, attr = MODELS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,10 +241,12 @@ def train_classifier(
             "classes in the train or test part; draw more samples"
         )
 
+    from sklearn.model_selection import train_test_split
+
     X_tr, X_te, y_tr, y_te = train_test_split(
         X, y, test_size=test_fraction, stratify=y, random_state=seed
     )
-    estimator = MODELS[model](
+    estimator = estimator_class(model)(
         n_estimators=n_estimators, random_state=seed, n_jobs=1, **model_params
     )
     estimator.fit(X_tr, y_tr)
@@ -761,7 +772,7 @@ class LandcoverModel:
 def _fit_forest(
     X: np.ndarray, y: np.ndarray, names: Sequence[str], params: LandcoverParams, seed: int
 ) -> Forest:
-    estimator = MODELS[params.model](random_state=seed, n_jobs=1, **params.model_params)
+    estimator = estimator_class(params.model)(random_state=seed, n_jobs=1, **params.model_params)
     estimator.fit(X, y)
     codes, counts = np.unique(y, return_counts=True)
     return Forest(

@@ -49,16 +49,26 @@ def test_every_output_says_simulated(demo: Path) -> None:
         assert json.loads(item.read_text())["properties"]["eqi:simulated"] is True
 
 
-def test_classifier_recovers_simulated_land_cover(demo: Path) -> None:
+def test_land_cover_is_complete_with_map_accuracy(demo: Path) -> None:
+    """Every pixel with a valid composite gets a class; accuracy is map accuracy with intervals."""
     for year in (2022, 2023):
         task = demo / REGION / str(year)
         report = json.loads((task / "landcover_accuracy.json").read_text())
-        assert report["overall_accuracy"] >= 0.85, report["overall_accuracy"]
+        overall = report["map_accuracy"]["overall_accuracy"]
+        assert overall["value"] >= 0.8 and 0 < overall["half_width"] < 0.1, overall
+        assert all("users_accuracy" in c and "area_km2" in json.dumps(c) for c in report["map_accuracy"]["per_class"])
         assert (task / "landcover_accuracy.md").is_file()
         with rasterio.open(task / "landcover.tif") as src:
             classes = src.read(1)
             assert src.colormap(1)[1][:3] != (0, 0, 0)
+        with rasterio.open(task / "red.tif") as src:
+            valid = np.isfinite(src.read(1))
         assert set(np.unique(classes)) <= {0, 1, 2, 3, 4, 5, 6}
+        coverage = (classes[valid] != 0).mean()
+        assert coverage >= 0.99, f"{year}: land cover covers {coverage:.1%} of the valid pixels"
+        with rasterio.open(task / "landcover_confidence.tif") as src:
+            confidence = src.read(1)
+        assert np.all((confidence[classes != 0] > 0) & (confidence[classes != 0] <= 1))
 
 
 def test_no_clear_observation_is_nodata_and_offsets_are_harmonised(demo: Path) -> None:
