@@ -9,7 +9,7 @@ Inputs: the synthetic Landsat C2 L2 scenes of :mod:`bench.fixtures` (red, nir, Q
   (no chunks), clear mask from the same QA_PIXEL bits with xarray, DN -> reflectance in float32,
   ``.median("time", skipna=True)``.
 
-Both apply the same GDAL settings (:func:`eqi.io.load.configure_gdal`), run once untimed on one date
+Both apply the same GDAL settings (:func:`eqi.pipeline.cluster.configure_gdal`), run once untimed on one date
 and a 256 px corner (imports, GDAL, thread pools warm), and return the median red and nir
 (float32, NaN where no clear observation) and the clear-observation count.
 """
@@ -100,7 +100,7 @@ def _baseline_work(items: list, geobox: Any) -> Callable[[], dict[str, np.ndarra
 
 def ours(n_dates: int, size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
     """Set up eqi's composite of ``n_dates`` scenes (warmed up once); return the timed work."""
-    from eqi.io.load import configure_gdal
+    from eqi.pipeline.cluster import configure_gdal
 
     items = fixtures.landsat_items(n_dates, size, Path(cache))
     geobox = fixtures.scene_geobox(size)
@@ -111,7 +111,7 @@ def ours(n_dates: int, size: int, cache: str) -> Callable[[], dict[str, np.ndarr
 
 def baseline(n_dates: int, size: int, cache: str) -> Callable[[], dict[str, np.ndarray]]:
     """Set up the plain odc-stac + xarray median (warmed up once); return the timed work."""
-    from eqi.io.load import configure_gdal
+    from eqi.pipeline.cluster import configure_gdal
 
     items = fixtures.landsat_items(n_dates, size, Path(cache))
     geobox = fixtures.scene_geobox(size)

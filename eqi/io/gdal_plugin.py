@@ -9,13 +9,13 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from eqi.io.load import apply_gdal_options
+from eqi.io.gdal import apply_gdal_options
 
 __all__ = ["GdalWorkerPlugin"]
 
 
 class GdalWorkerPlugin(WorkerPlugin):
-    """Apply :data:`eqi.io.load.GDAL_OPTIONS` when a worker starts (and on restarts)."""
+    """Apply :data:`eqi.io.gdal.GDAL_OPTIONS` when a worker starts (and on restarts)."""
 
     name = "eqi-gdal-options"
 

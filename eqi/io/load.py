@@ -24,21 +24,8 @@ from eqi.errors import BandError
 from eqi.io.catalog.base import item_interval
 from eqi.sensors import ItemBands, SensorSpec, identify_sensor, resolve_item
 
-__all__ = [
-    "ItemGroup", "group_items", "normalise_item", "load_group", "configure_gdal", "apply_gdal_options", "GDAL_OPTIONS",
-]
+__all__ = ["ItemGroup", "group_items", "normalise_item", "load_group"]
 
-# GDAL settings applied in this process and on every Dask worker (configure_gdal).
-GDAL_OPTIONS: dict[str, Any] = {
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no directory listing per file open
-    "GDAL_HTTP_MAX_RETRY": "5",
-    "GDAL_HTTP_RETRY_DELAY": "1",
-    "GDAL_HTTP_MULTIRANGE": "YES",
-    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "GDAL_CACHEMAX": 256,  # MiB per process: a capped block cache
-    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff,.jp2",
-    "VSI_CACHE": "TRUE",
-}
 
 @dataclass(frozen=True)
 class ItemGroup:
@@ -236,22 +223,3 @@ def load_group(
     ds.attrs["sensor"] = group.sensor.id
     ds.attrs["item_ids"] = [i.id for i in group.items]
     return ds
-
-
-def apply_gdal_options() -> None:
-    """Apply :data:`GDAL_OPTIONS` in this process (run on every worker by :func:`configure_gdal`)."""
-    odc.stac.configure_rio(cloud_defaults=False, **GDAL_OPTIONS)
-
-
-def configure_gdal(client: Any | None = None) -> None:
-    """Apply :data:`GDAL_OPTIONS` here and, given a dask.distributed client, on every worker.
-
-    odc-stac reads through its own rasterio environment, configured per process by
-    ``configure_rio``; worker processes are configured by a WorkerPlugin, which also runs on
-    workers that join later.
-    """
-    apply_gdal_options()
-    if client is not None:  # a cluster: distributed is loaded already, the plugin costs nothing
-        from eqi.io.gdal_plugin import GdalWorkerPlugin
-
-        client.register_plugin(GdalWorkerPlugin())

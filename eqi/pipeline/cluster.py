@@ -9,9 +9,9 @@ from typing import Any
 import dask
 
 from eqi.errors import ConfigError
-from eqi.io.load import configure_gdal
+from eqi.io.gdal import apply_gdal_options
 
-__all__ = ["dask_context"]
+__all__ = ["dask_context", "configure_gdal"]
 
 
 @contextmanager
@@ -55,3 +55,17 @@ def dask_context(scheduler: str | None = None, workers: int | None = None) -> It
     configure_gdal(None)
     with dask.config.set(scheduler="threads"):
         yield None
+
+
+def configure_gdal(client: Any | None = None) -> None:
+    """Apply :data:`eqi.io.gdal.GDAL_OPTIONS` here and, given a dask.distributed client, on every worker.
+
+    odc-stac reads through its own rasterio environment, configured per process by
+    ``configure_rio``; worker processes are configured by a WorkerPlugin, which also runs on
+    workers that join later.
+    """
+    apply_gdal_options()
+    if client is not None:  # a cluster: distributed is loaded already, the plugin costs nothing
+        from eqi.io.gdal_plugin import GdalWorkerPlugin
+
+        client.register_plugin(GdalWorkerPlugin())
