@@ -9,6 +9,8 @@ composite stage converts them (see :mod:`eqi.science.composite`).
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +26,7 @@ from eqi.errors import BandError
 from eqi.io.catalog.base import item_interval
 from eqi.sensors import ItemBands, SensorSpec, identify_sensor, resolve_item
 
-__all__ = ["ItemGroup", "group_items", "normalise_item", "load_group"]
+__all__ = ["ItemGroup", "group_items", "normalise_item", "load_group", "GraphRewriteWarning"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,10 @@ def _patch_url_for(items: Sequence[pystac.Item]) -> Any:
     return _sign_fresh
 
 
+class GraphRewriteWarning(RuntimeWarning):
+    """odc-stac's Dask graph changed shape: :func:`independent_chunks` could not rewrite it."""
+
+
 _ODC_SHARED_LAYERS = ("open-", "cfg-")  # odc-stac/odc-loader: per-date reader, load config
 
 
@@ -219,7 +225,17 @@ def load_group(
         fail_on_error=True,
     )
     for name in ds.data_vars:  # one spatial block's time series after another, not date by date
-        ds[name].data = independent_chunks(ds[name].data)
+        rewritten = independent_chunks(ds[name].data)
+        if rewritten is ds[name].data and ds.sizes["time"] > 1:
+            warnings.warn(
+                f"eqi could not make the chunks of '{name}' independent: odc-stac's task graph is not "
+                f"the one eqi knows (layers {sorted(ds[name].data.__dask_graph__().layers)}). Results are "
+                "unchanged, but composite memory may grow with the number of dates; report this "
+                "with your odc-stac and dask versions",
+                GraphRewriteWarning,
+                stacklevel=2,
+            )
+        ds[name].data = rewritten
     ds.attrs["sensor"] = group.sensor.id
     ds.attrs["item_ids"] = [i.id for i in group.items]
     return ds

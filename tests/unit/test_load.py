@@ -84,3 +84,17 @@ def test_planetary_computer_hrefs_are_signed_afresh_when_read() -> None:
         settings.sas_url = previous
         TOKEN_CACHE.clear()
         server.shutdown()
+
+
+def test_an_unknown_odc_graph_is_reported_not_silently_ignored(tmp_path: Path, monkeypatch) -> None:
+    """If odc-loader renames its reader layers, the rewrite finds nothing: eqi must say so."""
+    import pytest
+
+    from eqi.io import load as load_module
+
+    fixtures.landsat_scenes(2, 256, tmp_path)
+    items = fixtures.landsat_items(2, 256, tmp_path)
+    groups = group_items(items, ["red", "nir"])
+    monkeypatch.setattr(load_module, "_ODC_SHARED_LAYERS", ("no-such-layer-",))
+    with pytest.warns(load_module.GraphRewriteWarning, match="could not make the chunks"):
+        load_group(groups[0], fixtures.scene_geobox(256), chunk=128)
