@@ -39,6 +39,9 @@ Kind = Literal["continuous", "categorical"]
 
 ALLOWED_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32")
 _BLOCK = 512
+# GDAL compresses the blocks of one file on all cores; the bytes do not depend on it (each block
+# is compressed alone, and written in order).
+_NUM_THREADS = "ALL_CPUS"
 # Rasters above this many bytes are staged on disk (not in memory) by rio-cogeo.
 _IN_MEMORY_MAX_BYTES = 64 * 1024 * 1024
 
@@ -367,6 +370,7 @@ def write_cog(
             "blockxsize": _BLOCK,
             "blockysize": _BLOCK,
             "BIGTIFF": "IF_SAFER",
+            "NUM_THREADS": _NUM_THREADS,
         }
         with rasterio.open(stage, "w", **profile) as dst:
             _stream(da.data, dst, stats, dtype)
@@ -389,6 +393,7 @@ def write_cog(
             blockxsize=_BLOCK,
             blockysize=_BLOCK,
             BIGTIFF="IF_SAFER",
+            NUM_THREADS=_NUM_THREADS,
         )
         in_memory = height * width * dtype.itemsize <= _IN_MEMORY_MAX_BYTES
         with warnings.catch_warnings():

@@ -10,7 +10,6 @@ composite stage converts them (see :mod:`eqi.science.composite`).
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any

@@ -9,20 +9,19 @@ region (nodata outside), with its QGIS style; ``items.json`` (scenes used), ``me
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pystac
 import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from eqi.geo.grid import TileId
 from eqi.geo.regions import Region
-from eqi.io.atomic import atomic_write_json, clean_stale_temps
-from eqi.io.catalog import load_items, save_items
+from eqi.io.atomic import atomic_write_json, atomic_write_text, clean_stale_temps
 from eqi.io.raster import open_raster, region_mask, write_vrt
 from eqi.io.stac import AssetInfo, eqi_version, product_item, write_item_atomic
 from eqi.pipeline.context import TileContext
@@ -84,7 +83,8 @@ def _clip(da: xr.DataArray, inside: np.ndarray, nodata: float | int) -> xr.DataA
 def run_region(
     plan: Plan, region: Region, year: int, files: Mapping[TileId, Mapping[str, Path]], *,
     task_id: str, classes: Mapping[str, Sequence[ClassEntry]], method: Mapping[str, Any],
-    simulated: bool, extra_files: Mapping[str, Path] | None = None, notes: Mapping[str, Any] | None = None,
+    simulated: bool, searches: Sequence[Path] = (), extra_files: Mapping[str, Path] | None = None,
+    notes: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Mosaic and clip every output of ``region`` for ``year``; returns the files written."""
     out_dir = plan.region_dir(region, year)
@@ -96,7 +96,7 @@ def run_region(
     geobox = grid.region_geobox(region.geometry)
     inside = region_mask(region.geometry, geobox)
     tags = {**output_tags(plan, region.name, year, simulated=simulated), "EQI_TASK_ID": task_id}
-    items = _region_items(files, out_dir)
+    items = _region_items(files, searches, out_dir)
     tags["EQI_SCENE_COUNT"] = str(len(items))
     tags["EQI_SCENES"] = "see items.json and item.json (eqi:scene_ids)"
     written: dict[str, AssetInfo] = {}
@@ -121,7 +121,7 @@ def run_region(
         )  # fmt: skip
     written["items"] = AssetInfo(path=out_dir / "items.json", title="STAC items used (inputs)",
                                  roles=("metadata",), media_type="application/geo+json")
-    scene_ids = sorted(i.id for i in items)
+    scene_ids = sorted(i["id"] for i in items)
     meta_path = atomic_write_json(out_dir / "metadata.json", {
         "task_id": task_id,
         "software": {"eqi": eqi_version()},
@@ -141,7 +141,7 @@ def run_region(
         properties={
             "eqi:products": [n for n in output_names(plan)],
             "eqi:season": plan.stack.season,
-            "eqi:sensors": sorted({str(i.properties.get("platform", "")) for i in items} - {""}),
+            "eqi:sensors": sorted({str(i.get("properties", {}).get("platform", "")) for i in items} - {""}),
             "eqi:area": plan.area.slug,
             "start_datetime": window.split("/")[0],
             "end_datetime": window.split("/")[1],
@@ -152,18 +152,24 @@ def run_region(
     return [a.path for a in written.values()]
 
 
-def _region_items(files: Mapping[TileId, Mapping[str, Path]], out_dir: Path) -> list[pystac.Item]:
-    """The scenes of the region's tiles (main season and extra seasons), saved as items.json."""
-    seen: dict[str, pystac.Item] = {}
+def _region_items(files: Mapping[TileId, Mapping[str, Path]], searches: Sequence[Path], out_dir: Path) -> list[dict[str, Any]]:
+    """The scenes of the region's tiles (main and extra seasons), from the year's saved searches,
+    written as ``items.json``; returned as STAC item dicts."""
+    wanted: set[str] = set()
     for paths in files.values():
         folder = paths.get("_dir")
-        if folder is None:
-            continue
-        for path in sorted(Path(folder).glob("items*.json")):
-            for item in load_items(path):
-                seen.setdefault(item.id, item)
-    items = sorted(seen.values(), key=lambda i: (str(i.datetime), i.id))
-    save_items(items, out_dir / "items.json")
+        if folder is not None:
+            props = json.loads((Path(folder) / "item.json").read_text(encoding="utf-8"))["properties"]
+            wanted |= set(props.get("eqi:scene_ids", [])) | set(props.get("eqi:extra_scene_ids", []))
+    found: dict[str, dict[str, Any]] = {}
+    for search in searches:
+        if search.is_file():
+            for feature in json.loads(search.read_text(encoding="utf-8")).get("features", []):
+                if feature.get("id") in wanted:
+                    found.setdefault(feature["id"], feature)
+    items = sorted(found.values(), key=lambda f: (str(f.get("properties", {}).get("datetime")), f["id"]))
+    atomic_write_text(out_dir / "items.json", json.dumps({"type": "FeatureCollection", "features": items},
+                                                         indent=1, ensure_ascii=False) + "\n")  # fmt: skip
     return items
 
 

@@ -525,8 +525,9 @@ def _region_task(p, task, tile_files, tile_errors, year_errors, models, model_me
         extra = {"landcover_accuracy.json": p.model_path("landcover", years, ".accuracy.json"),
                  "landcover_accuracy.md": p.model_path("landcover", years, ".accuracy.md")}  # fmt: skip
     notes = _composite_notes(merged, models)
+    searches = [_search_path(p, year, s) for s in (p.stack.season, *p.options.get("extra_seasons", []))]
     outputs = run_region(p, region, year, merged, task_id=task.id, classes=classes, method=method,
-                         simulated=simulated, extra_files=extra, notes=notes)  # fmt: skip
+                         simulated=simulated, searches=searches, extra_files=extra, notes=notes)  # fmt: skip
     return TaskResult(task, "done", outputs=outputs)
 
 

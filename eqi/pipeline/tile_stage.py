@@ -24,7 +24,6 @@ from shapely.geometry import shape
 
 from eqi.geo.grid import TileId
 from eqi.io.atomic import atomic_write_json, clean_stale_temps
-from eqi.io.catalog import save_items
 from eqi.io.landcover_reference import load_reference
 from eqi.io.load import ItemGroup, group_items, load_group
 from eqi.io.stac import AssetInfo, product_item, write_item_atomic
@@ -153,7 +152,6 @@ def run_tile(
     item_path = out_dir / "item.json"
     if not items:
         item_path.unlink(missing_ok=True)
-        save_items(items, out_dir / "items.json")
         return _finish(plan, tile, year, geobox, {}, [], task_id, empty=True)
 
     roles = _roles(plan, scenes)
@@ -198,7 +196,6 @@ def run_tile(
                       chunk=plan.stack.chunk)
     # files change from here: the old done marker goes first, so a failure leaves a task that reruns
     item_path.unlink(missing_ok=True)
-    save_items(items, out_dir / "items.json")
     tags = output_tags(plan, f"tile {tile}", year, simulated=_simulated(plan, items))
     files: dict[str, Path] = {}
     for name in products:
@@ -212,9 +209,12 @@ def run_tile(
     for name in extra_bands:
         if name in main:
             files[name] = write_product(name, main[name], out_dir / f"{name}.tif", tags, style=False)
+    extra_ids: list[str] = []
     for k, window in enumerate(plan.options.get("extra_seasons", []), start=1):
-        files.update(_season_features(plan, scenes, window, k, geobox, out_dir, tags, materialize))
-    meta = {"cloud_mask": main.attrs.get("cloud_mask"), "sensor": main_label,
+        season_files, season_ids = _season_features(plan, scenes, window, k, geobox, out_dir, tags, materialize)
+        files.update(season_files)
+        extra_ids += season_ids
+    meta = {"cloud_mask": main.attrs.get("cloud_mask"), "sensor": main_label, "extra_scene_ids": sorted(set(extra_ids)),
             "composites": {r: c.attrs.get("sensor") for r, c in composites.items()}}
     return _finish(plan, tile, year, geobox, files, items, task_id, metadata=meta)
 
@@ -222,11 +222,13 @@ def run_tile(
 def _season_features(
     plan: Plan, scenes: YearScenes, window: str, k: int, geobox: GeoBox,
     out_dir: Path, tags: Mapping[str, str], materialize: Materialize | None,
-) -> dict[str, Path]:
-    """Bands and indices of another season of the year (classifier features ``<name>_s<k>``)."""
+) -> tuple[dict[str, Path], list[str]]:
+    """Bands and indices of another season of the year (classifier features ``<name>_s<k>``),
+    and the ids of the scenes they come from."""
     items = items_for_tile(scenes.extra.get(window, ()), geobox)
     if not items:
-        return {}
+        return {}, []
+    ids = [i.id for i in items]
     bands = list(COMPOSITE_BANDS)
     if materialize is not None:
         items = materialize(items, geobox, bands)
@@ -239,8 +241,7 @@ def _season_features(
     for name, da in layers.items():
         key = f"{name}_s{k}"
         files[key] = write_product(name, da, out_dir / f"{key}.tif", tags, style=False, output_name=key)
-    save_items(items, out_dir / f"items_s{k}.json")
-    return files
+    return files, ids
 
 
 def _simulated(plan: Plan, items: Sequence[pystac.Item]) -> bool:
@@ -254,16 +255,16 @@ def _finish(
     out_dir = plan.tile_dir(year, tile)
     assets = {name: AssetInfo(path=path, title=spec_for(name.split("_s")[0] if name not in REGISTRY else name).description)
               for name, path in files.items()}  # fmt: skip
-    assets["items"] = AssetInfo(path=out_dir / "items.json", title="STAC items used (inputs)",
-                                roles=("metadata",), media_type="application/geo+json")
     meta_path = atomic_write_json(out_dir / "metadata.json", {"task_id": task_id, "tile": str(tile), "year": year,
                                                               "empty": empty, **(metadata or {})})
     assets["metadata"] = AssetInfo(path=meta_path, title="Tile metadata", roles=("metadata",),
                                    media_type="application/json")
     footprint = tile_footprint(geobox)
+    extra_ids = list((metadata or {}).get("extra_scene_ids", []))
     item = product_item(
         task_id, f"tile {tile}", year, footprint, list(footprint.bounds), assets,
         properties={"eqi:tile": str(tile), "eqi:empty": empty, "eqi:products": sorted(files),
+                    "eqi:extra_scene_ids": extra_ids,
                     "start_datetime": plan.stack.window(year).split("/")[0],
                     "end_datetime": plan.stack.window(year).split("/")[1]},
         scene_ids=sorted(i.id for i in items), simulated=_simulated(plan, items), checksums=False,
