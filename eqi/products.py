@@ -101,6 +101,9 @@ class Product:
         §6.1 heat option 1, or Sentinel-2's with heat option 2); ``thermal`` for LST.
     internal
         An intermediate kept in the tile store for another product; not offered in ``--products``.
+    same_as
+        The product this one equals when both read the same composite (``rsei_ndvi`` is ``ndvi``
+        unless the run mixes sensor families): the tile stage then stores it once.
     classes
         ``ctx -> [(value, colour, label)]`` for categorical products.
     """
@@ -119,6 +122,7 @@ class Product:
     model: str | None = None
     role: Role = "main"
     internal: bool = False
+    same_as: str | None = None
     classes: Callable[[ProductContext], Sequence[ClassEntry]] | None = None
     family: Family = "vegetation"
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -175,6 +179,7 @@ def _reflectance(alias: str, text: str) -> Product:
 def _index(name: str, description: str, ramp: str, display: tuple[float, float] | None,
            family: Family = "vegetation", role: Role = "main", *, index: str | None = None,
            internal: bool = False) -> Product:
+    same_as = index if index and index != name else None
     index = index or name
 
     def compute(ctx: ProductContext) -> xr.DataArray:
@@ -186,7 +191,7 @@ def _index(name: str, description: str, ramp: str, display: tuple[float, float] 
     return Product(
         name, description, ramp=ramp, display_range=display,
         bands=lambda sensor, profile: indices.required_bands(index, sensor, profile),
-        compute=compute, family=family, role=role, internal=internal,
+        compute=compute, family=family, role=role, internal=internal, same_as=same_as,
         units=indices.INDEX_INFO[index].units,
     )
 
@@ -277,7 +282,7 @@ for _entry in (
            "specific", index="mndwi", internal=True),
     Product("rsei_count", "Clear observations of the RSEI composite", dtype="uint16", nodata=65535,
             units="count", ramp="count", bands=("red", "nir"), family="rsei", role="specific",
-            compute=_count("specific"), internal=True),
+            compute=_count("specific"), internal=True, same_as="count"),
     Product("lc_reference", "Land-cover reference product in the national classes", kind="categorical",
             dtype="uint8", nodata=0, units="class", compute=_lc_reference, family="landcover",
             internal=True, classes=_landcover_classes),

@@ -15,7 +15,7 @@ GDAL_OPTIONS: dict[str, Any] = {
     "GDAL_HTTP_RETRY_DELAY": "1",
     "GDAL_HTTP_MULTIRANGE": "YES",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "GDAL_CACHEMAX": 256,  # MiB per process: a capped block cache
+    "GDAL_CACHEMAX": 64,  # MiB per process: a capped block cache
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff,.jp2",
     "VSI_CACHE": "TRUE",
 }

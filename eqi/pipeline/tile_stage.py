@@ -157,6 +157,7 @@ def run_tile(
     roles = _roles(plan, scenes)
     sensors = _sensors_by_role(scenes, roles)
     products = [p for p in plan.tile_products if p in REGISTRY or p in COMPOSITE_BANDS]
+    products.sort(key=lambda n: REGISTRY[n].same_as is not None)  # twins after what they equal
     extra_bands = [p for p in plan.outputs if p not in REGISTRY]
     bands = bands_for([*products, *extra_bands], sensors, plan.profiles["indices"], plan.options)
     if materialize is not None:
@@ -200,6 +201,10 @@ def run_tile(
     files: dict[str, Path] = {}
     for name in products:
         entry = REGISTRY.get(name)
+        twin = entry.same_as if entry is not None else None
+        if twin in files and composites[entry.role] is composites[REGISTRY[twin].role]:
+            files[name] = files[twin]  # the same layer from the same composite: stored once
+            continue
         da = main[name] if entry is None else ctx.get(name)
         files[name] = write_product(name, da, out_dir / f"{name}.tif", tags, classes=None, style=False)
         for pct in plan.stack.percentiles:  # band percentiles ride along with the band
