@@ -66,6 +66,7 @@ def _build_config(
     products: str | None,
     out: Path | None,
     s2_boa_offset: int | None = None,
+    no_cloud_mask: bool = False,
 ):
     from eqi.config import build_config, load_config
 
@@ -80,6 +81,7 @@ def _build_config(
         "products": _split(products),
         "out": str(out.resolve()) if out else None,
         "s2_boa_offset": s2_boa_offset,
+        "require_mask": False if no_cloud_mask else None,
     }
     if source and "://" not in source:
         overrides["source"] = str(Path(source).resolve())
@@ -87,7 +89,7 @@ def _build_config(
         overrides["aoi"] = str(Path(aoi).resolve())
     if config is not None:
         return load_config(config, overrides)
-    given = {"source": source, "collections": collections, "aoi": aoi, "year": year, "out": out}
+    given = {"source": source, "aoi": aoi, "year": year, "out": out}  # collections: all the archive's
     missing = [f"--{k}" for k, v in given.items() if not v]
     if missing:
         raise ConfigError(f"without a CONFIG file, give {', '.join(missing)}")
@@ -96,7 +98,7 @@ def _build_config(
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="YAML run config (flags override it)")]
 SourceOpt = Annotated[str | None, typer.Option("--source", help="STAC API URL or archive .parquet file")]
-CollectionsOpt = Annotated[str | None, typer.Option("--collections", help="comma-separated, e.g. landsat-c2-l2,sentinel-2-l2a")]
+CollectionsOpt = Annotated[str | None, typer.Option("--collections", help="comma-separated, e.g. landsat-c2-l2,sentinel-2-l2a (default: every collection of an archive; required for a STAC API)")]
 AoiOpt = Annotated[str | None, typer.Option("--aoi", help="vector file or library name (sichuan:510117)")]
 YearOpt = Annotated[str | None, typer.Option("--year", help="year, list or range: 2023 / 2022,2023 / 2019-2023")]
 SeasonOpt = Annotated[str | None, typer.Option("--season", help="window MM-DD/MM-DD (default 06-01/09-30)")]
@@ -105,6 +107,7 @@ ResOpt = Annotated[float | None, typer.Option("--resolution", help="pixel size i
 ProductsOpt = Annotated[str | None, typer.Option("--products", help="comma-separated: composite,count,ndvi,...")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="output folder")]
 S2OffsetOpt = Annotated[int | None, typer.Option("--s2-boa-offset", help="state the Sentinel-2 BOA offset (0 or -1000) for items that lack it")]
+NoMaskOpt = Annotated[bool, typer.Option("--no-cloud-mask", help="accept scenes without their cloud-mask band (QA_PIXEL / SCL); their clouds are not masked")]
 
 
 @app.command()
@@ -114,13 +117,12 @@ def validate(
     """Check a config, its AOIs and its source before any heavy I/O."""
     from eqi.geo.grid import region_geobox
     from eqi.geo.regions import load_regions
-    from eqi.io.catalog import open_catalog
+    from eqi.io.catalog import open_catalog, resolve_collections
     from eqi.products import expand_products
-    from eqi.sensors import check_collections
 
     cfg = _build_config(config, source=None, collections=None, aoi=None, year=None,
                         season=None, crs=None, resolution=None, products=None, out=None)
-    check_collections(cfg.collections)
+    resolve_collections(cfg.source, cfg.collections)
     names = expand_products(cfg.products)
     regions = load_regions(cfg.aoi, name_field=cfg.aoi_name_field)
     for region in regions:
@@ -145,17 +147,17 @@ def search(
     season: SeasonOpt = None,
     out: OutOpt = None,
     save: Annotated[Path | None, typer.Option("--save", help="write the items found as an ItemCollection JSON")] = None,
+    no_cloud_mask: NoMaskOpt = False,
 ) -> None:
     """List the scenes a run would use (and save them)."""
-    from eqi.io.catalog import open_catalog, save_items
+    from eqi.io.catalog import open_catalog, resolve_collections, save_items
     from eqi.pipeline.plan import build_plan
     from eqi.pipeline.run import search_area
-    from eqi.sensors import check_collections
 
     cfg = _build_config(config, source=source, collections=collections, aoi=aoi, year=year,
                         season=season, crs=None, resolution=None, products=None,
-                        out=out or Path("."))
-    check_collections(cfg.collections)
+                        out=out or Path("."), no_cloud_mask=no_cloud_mask)
+    cfg = cfg.model_copy(update={"collections": resolve_collections(cfg.source, cfg.collections)})
     catalog = open_catalog(cfg.source)
     plan = build_plan(cfg)
     label = plan.area.regions[0].name if len(plan.area.regions) == 1 else plan.area.slug
@@ -167,7 +169,9 @@ def search(
         for item in items:
             cloud = item.properties.get("eo:cloud_cover")
             cloud_txt = f"{cloud:5.1f} %" if isinstance(cloud, int | float) else "    ?"
-            _echo(f"  {item.datetime:%Y-%m-%d}  {item.collection_id or '':20s} {cloud_txt}  {item.id}")
+            missing = item.properties.get("eqi:missing_bands")
+            lacks = f"  (lacks {','.join(missing)})" if missing else ""
+            _echo(f"  {item.datetime:%Y-%m-%d}  {item.collection_id or '':20s} {cloud_txt}  {item.id}{lacks}")
         found.extend(items)
     if save:
         save_items(found, save)
@@ -187,20 +191,21 @@ def run(
     products: ProductsOpt = None,
     out: OutOpt = None,
     s2_boa_offset: S2OffsetOpt = None,
+    no_cloud_mask: NoMaskOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan (skip/compute per task) and stop")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="recompute tasks that are already done")] = False,
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="use an existing Dask cluster, tcp://host:port")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="local cluster of N worker processes")] = None,
 ) -> None:
     """Compute the products for every region x year of a config (or of ad-hoc flags)."""
+    from eqi.io.catalog import resolve_collections
     from eqi.pipeline.cluster import dask_context
     from eqi.pipeline.run import run as run_job
-    from eqi.sensors import check_collections
 
     cfg = _build_config(config, source=source, collections=collections, aoi=aoi, year=year,
                         season=season, crs=crs, resolution=resolution, products=products, out=out,
-                        s2_boa_offset=s2_boa_offset)
-    check_collections(cfg.collections)
+                        s2_boa_offset=s2_boa_offset, no_cloud_mask=no_cloud_mask)
+    cfg = cfg.model_copy(update={"collections": resolve_collections(cfg.source, cfg.collections)})
     with dask_context(scheduler, workers):
         results = run_job(cfg, overwrite=overwrite, dry_run=dry_run, progress=_echo)
     if not dry_run:

@@ -166,7 +166,12 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: str = Field(..., description="STAC API URL or stac-geoparquet archive file")
-    collections: list[str] = Field(..., min_length=1)
+    collections: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="collections to search; None = every scene collection the source offers "
+        "(an archive's; a STAC API needs them named, see eqi.io.catalog.resolve_collections)",
+    )
     aoi: str = Field(..., description="vector file or library name such as sichuan:510117")
     aoi_name_field: str | None = None
     years: list[int] = Field(..., min_length=1)
@@ -223,7 +228,9 @@ class RunConfig(BaseModel):
 
     @field_validator("collections")
     @classmethod
-    def _collections(cls, value: list[str]) -> list[str]:
+    def _collections(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
         try:
             return check_collections(value)
         except Exception as exc:

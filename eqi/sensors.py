@@ -463,8 +463,9 @@ def resolve_item(
         )
     elif require_mask:
         raise BandError(
-            f"item {item.id} has no {sensor.mask.native} band, so clouds cannot be masked; "
-            "add it to the item, or set 'require_mask: false' to accept unmasked scenes"
+            f"scene {item.id} has no {sensor.mask.native} band, so its clouds cannot be masked; "
+            f"add {sensor.mask.native} to the delivery (and re-index it), or run with "
+            "--no-cloud-mask (config 'require_mask: false') to accept scenes without a cloud mask"
         )
     return ItemBands(
         item_id=item.id,

@@ -38,7 +38,7 @@ import shapely
 from pyproj import CRS, Transformer
 from rasterio.features import geometry_mask
 from rasterio.transform import Affine
-from shapely.geometry import box, mapping
+from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
@@ -47,6 +47,7 @@ from eqi.demo.landsat import LandsatScene, write_landsat_scene
 from eqi.demo.rasterio_io import write_demo_cog
 from eqi.demo.sentinel2 import S2Scene, mgrs_tile, write_s2_scene
 from eqi.errors import AOIError, ConfigError, InputError
+from eqi.geo.footprint import footprint as wgs84_footprint
 
 __all__ = ["SimulatedArchive", "simulate_archive", "MANIFEST_NAME"]
 
@@ -228,10 +229,7 @@ def _scl_percentages(scl: np.ndarray) -> tuple[dict[str, float], float]:
 def _footprint(
     bounds: tuple[float, float, float, float], crs: str
 ) -> tuple[dict[str, Any], tuple[float, ...]]:
-    to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    poly = shapely.segmentize(box(*bounds), max_segment_length=(bounds[2] - bounds[0]) / 8)
-    ll = shapely.transform(poly, to_ll.transform, interleaved=False)
-    ll = orient(shapely.set_precision(ll, 1e-9), sign=1.0)  # RFC 7946: exterior ring CCW
+    ll = orient(shapely.set_precision(wgs84_footprint(bounds, crs), 1e-9), sign=1.0)  # CCW (RFC 7946)
     return mapping(ll), tuple(round(v, 9) for v in ll.bounds)
 
 

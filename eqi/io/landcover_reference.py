@@ -21,10 +21,10 @@ import pystac
 import rasterio
 import xarray as xr
 from odc.geo.geobox import GeoBox
-from pyproj import Transformer
 from shapely.geometry import box, mapping, shape
 
 from eqi.errors import InputError, NoScenesError
+from eqi.geo.footprint import footprint
 
 __all__ = ["item_for_raster", "reference_items", "load_reference"]
 
@@ -44,16 +44,11 @@ def item_for_raster(path: Path, asset: str = "map", nodata: int | None = None) -
             file_nodata, dtype = src.nodata, src.dtypes[0]
     except rasterio.errors.RasterioIOError as exc:
         raise InputError(f"cannot read land-cover raster {path}: {exc}") from None
-    to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    xs, ys = to_ll.transform(
-        [bounds.left, bounds.right, bounds.right, bounds.left],
-        [bounds.bottom, bounds.bottom, bounds.top, bounds.top],
-    )
-    footprint = box(min(xs), min(ys), max(xs), max(ys))
+    outline = footprint(tuple(bounds), crs.to_wkt())
     item = pystac.Item(
         id=path.stem,
-        geometry=mapping(footprint),
-        bbox=list(footprint.bounds),
+        geometry=mapping(outline),
+        bbox=list(outline.bounds),
         datetime=None,
         properties={"start_datetime": "1970-01-01T00:00:00Z", "end_datetime": "2100-01-01T00:00:00Z"},
     )

@@ -10,8 +10,8 @@ composite stage converts them (see :mod:`eqi.science.composite`).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dask.array as da
@@ -23,7 +23,7 @@ from odc.geo.geobox import GeoBox
 
 from eqi.errors import BandError
 from eqi.io.catalog.base import item_interval
-from eqi.sensors import ItemBands, SensorSpec, identify_sensor, resolve_item
+from eqi.sensors import ItemBands, SensorSpec, resolve_item
 
 __all__ = ["ItemGroup", "group_items", "normalise_item", "load_group", "GraphRewriteWarning"]
 
@@ -91,29 +91,81 @@ def normalise_item(item: pystac.Item, resolved: ItemBands) -> pystac.Item:
     return out
 
 
+def _names(values: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def _lacking_band_message(
+    alias: str, native: str, scenes: Sequence[str], needed_by: Mapping[str, Sequence[str]] | None
+) -> str:
+    products = list((needed_by or {}).get(alias, ()))
+    if len(products) == 1:
+        who = f"product '{products[0]}' needs"
+    elif products:
+        who = f"products {', '.join(repr(p) for p in products)} need"
+    else:
+        who = "the run needs"
+    which = f"scene {scenes[0]} lacks" if len(scenes) == 1 else f"scenes {_names(scenes)} lack"
+    return f"{who} band {alias} ({native}), which {which}"
+
+
 def group_items(
     items: Iterable[pystac.Item],
     bands: Sequence[str],
     *,
+    needed_by: Mapping[str, Sequence[str]] | None = None,
     s2_boa_offset: int | None = None,
     require_mask: bool = True,
 ) -> list[ItemGroup]:
     """Resolve items to ``bands`` and group them by sensor and scaling.
 
     Bands a sensor does not have at all (``lwir`` for Sentinel-2) are left out of that sensor's
-    group; a band the sensor has but an item lacks raises :class:`BandError` naming the item.
+    group.  A band the sensor has but a scene lacks (a partial delivery, see
+    ``eqi:missing_bands``) raises :class:`BandError` naming the products that need it (from
+    ``needed_by``: band alias -> product names, e.g. ``{"nir": ["ndvi", "fvc"]}``), the band and
+    every such scene; so does a scene without its cloud-mask band unless ``require_mask`` is
+    false (``--no-cloud-mask``).  All problems of all scenes are reported in one error.
     """
     buckets: dict[tuple[Any, ...], list[tuple[pystac.Item, ItemBands]]] = {}
+    lacking: dict[tuple[str, str], list[str]] = {}  # (alias, native) -> scene ids
+    unmasked: dict[str, list[str]] = {}  # mask band name -> scene ids
     for item in items:
-        sensor = identify_sensor(item)
+        available = resolve_item(item, None, s2_boa_offset=s2_boa_offset, require_mask=False)
+        sensor = available.sensor  # identified once, by resolve_item
         wanted = [b for b in bands if b in sensor.bands]
         if not wanted:
             raise BandError(f"item {item.id} ({sensor.title}) has none of the bands {list(bands)}")
-        resolved = resolve_item(
-            item, wanted, s2_boa_offset=s2_boa_offset, require_mask=require_mask
-        )
+        absent = [b for b in wanted if b not in available.bands]
+        for alias in absent:
+            lacking.setdefault((alias, sensor.bands[alias].native), []).append(item.id)
+        if require_mask and available.mask is None:
+            unmasked.setdefault(sensor.mask.native, []).append(item.id)
+        if absent or (require_mask and available.mask is None):
+            continue
+        resolved = replace(available, bands={b: available.bands[b] for b in wanted})
         key = (sensor.id, tuple(wanted), resolved.scaling_key, resolved.mask is not None)
         buckets.setdefault(key, []).append((item, resolved))
+    problems = [
+        _lacking_band_message(alias, native, scenes, needed_by)
+        for (alias, native), scenes in lacking.items()
+    ]
+    if problems:
+        products = list(dict.fromkeys(p for a, _ in lacking for p in (needed_by or {}).get(a, ())))
+        natives = ", ".join(dict.fromkeys(native for _, native in lacking))
+        advice = f"add {natives} to the deliveries and re-index them (eqi archive index)"
+        if products:
+            advice = f"drop {', '.join(map(repr, products))} from --products, or {advice}"
+        problems[-1] += f"; {advice}"
+    for native, scenes in unmasked.items():
+        which = f"scene {scenes[0]} has" if len(scenes) == 1 else f"scenes {_names(scenes)} have"
+        problems.append(
+            f"{which} no {native} band, so clouds cannot be masked; add {native} to the delivery "
+            "(and re-index it), or run with --no-cloud-mask (config 'require_mask: false') to "
+            "accept scenes without a cloud mask"
+        )
+    if problems:
+        raise BandError("\n".join(problems))
     groups = []
     for (_sensor, wanted, _scaling, _has_mask), members in sorted(
         buckets.items(), key=lambda kv: (kv[0][0], str(kv[0][2]))

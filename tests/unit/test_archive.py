@@ -263,18 +263,18 @@ def test_simulated_marker_from_mtl_origin_and_s2_property(scenes, tmp_path) -> N
     assert found[S2_ID].properties["eqi:simulated"] is True
 
 
-def test_corrupt_or_incomplete_scenes_are_skipped_with_reason(scenes, tmp_path) -> None:
-    good, bad, partial = LANDSAT_IDS
+def test_corrupt_or_bandless_scenes_are_skipped_with_reason(scenes, tmp_path) -> None:
+    good, bad, bandless = LANDSAT_IDS
     _link_scene(scenes["landsat"] / good, tmp_path / good)
     tif = (scenes["landsat"] / bad / f"{bad}_SR_B4.TIF").read_bytes()
     _link_scene(scenes["landsat"] / bad, tmp_path / bad, {"_SR_B4.TIF": tif[: len(tif) // 2]})
-    _link_scene(scenes["landsat"] / partial, tmp_path / partial, drop=("_SR_B5.TIF",))
+    _link_scene(scenes["landsat"] / bandless, tmp_path / bandless, drop=(".TIF",))
     report = index_archive([tmp_path], tmp_path / "out" / "a.parquet")
     assert report.item_ids == [good]
     reasons = {s.path.parent.name: s.reason for s in report.skipped}
-    assert set(reasons) == {bad, partial}
+    assert set(reasons) == {bad, bandless}
     assert "SR_B4" in reasons[bad]
-    assert "required band SR_B5" in reasons[partial]
+    assert "none of its band files" in reasons[bandless] and "SR_B4.TIF" in reasons[bandless]
 
 
 def test_missing_dir_and_no_scenes_raise_input_error(tmp_path) -> None:
@@ -355,3 +355,54 @@ def test_reindex_replaces_file_atomically(archive, scenes, tmp_path) -> None:
     report = index_archive([scenes["s2"]], out)
     assert report.item_ids == [S2_ID]
     assert [item.id for item in ArchiveCatalog(out).items()] == [S2_ID]
+
+
+def test_footprints_are_built_once_per_archive(archive, monkeypatch) -> None:
+    import eqi.io.catalog.archive.search as search_module
+
+    built: list[object] = []
+    original = search_module.shape
+    monkeypatch.setattr(search_module, "shape", lambda geom: built.append(1) or original(geom))
+    catalog = ArchiveCatalog(archive[0].out)
+    assert len(built) == len(ALL_IDS)  # once per item, when the archive is read
+    args = {"bbox": WORLD, "datetime": "2010/2025", "collections": ALL_COLLECTIONS}
+    first = [item.id for item in catalog.search(**args)]
+    assert first == ALL_IDS
+    assert [item.id for item in catalog.search(**args)] == first
+    assert [item.id for item in catalog.search(**{**args, "bbox": COLOMBIA})] == [LANDSAT_IDS[2]]
+    assert len(built) == len(ALL_IDS)  # later searches reuse them
+    catalog.search(**args)[0].properties["changed"] = True  # results are copies
+    assert "changed" not in catalog.items()[0].properties
+
+
+def test_collections_default_to_those_the_archive_holds(archive, tmp_path) -> None:
+    from eqi.errors import BandError
+    from eqi.io.catalog import resolve_collections
+    from eqi.io.catalog.archive import write_archive
+    from eqi.io.landcover_reference import item_for_raster
+
+    report, catalog = archive
+    assert catalog.collections() == ALL_COLLECTIONS
+    assert resolve_collections(catalog, None) == ALL_COLLECTIONS
+    assert resolve_collections(report.out, None) == ALL_COLLECTIONS  # a source path
+    assert resolve_collections(str(report.out), []) == ALL_COLLECTIONS
+    assert resolve_collections(catalog, ["sentinel-2-l2a"]) == ["sentinel-2-l2a"]
+    with pytest.raises(BandError, match="unknown collection.*landsat-c9"):
+        resolve_collections(catalog, ["landsat-c9"])
+    with pytest.raises(ConfigError, match="STAC API.*--collections"):
+        resolve_collections("https://earth-search.aws.element84.com/v1", None)  # no request made
+    with pytest.raises(ConfigError, match="STAC API.*--collections"):
+        resolve_collections(StacApiCatalog("https://example.invalid/stac"), None)
+    # an archive of land-cover maps only: no scene collection to default to
+    tif = tmp_path / "lc.tif"
+    with rasterio.open(
+        tif, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8", crs="EPSG:32618",
+        transform=rasterio.transform.from_origin(500000, 100000, 30, 30), nodata=0,
+    ) as dst:  # fmt: skip
+        dst.write(np.full((1, 4, 4), 10, np.uint8))
+    lc = item_for_raster(tif)
+    lc.collection_id = "esa-worldcover"
+    only_lc = write_archive([lc], tmp_path / "lc.parquet")
+    assert ArchiveCatalog(only_lc).collections() == ["esa-worldcover"]
+    with pytest.raises(ConfigError, match="holds no scene collection.*esa-worldcover"):
+        resolve_collections(only_lc, None)

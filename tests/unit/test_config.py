@@ -26,6 +26,13 @@ def test_defaults_and_albers() -> None:
     assert cfg.products == ["composite", "count", "ndvi"]
 
 
+def test_collections_are_optional_but_not_empty() -> None:
+    without = {k: v for k, v in BASE.items() if k != "collections"}
+    assert build_config(without).collections is None  # = all the source offers
+    with pytest.raises(ConfigError, match="collections"):
+        build_config({**BASE, "collections": []})
+
+
 @pytest.mark.parametrize(
     ("change", "needle"),
     [

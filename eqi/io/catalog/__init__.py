@@ -5,10 +5,13 @@ gives pystac Items sorted by datetime then id.  ``index_archive`` builds an arch
 Landsat C2 L2 / Sentinel-2 L2A folders.  A Sentinel Hub source (``sentinelhub://...``) has no files
 to read: its catalog also has ``materialize(items, geobox, bands)``, which turns found items into
 items with local band files on a tile's grid (:func:`needs_materialize` tells the two apart).
+``resolve_collections(source, requested)`` gives the collections a run searches: those asked for,
+or every scene collection an archive (or Sentinel Hub) offers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +19,14 @@ from eqi.errors import ConfigError
 from eqi.io.catalog.archive import ArchiveCatalog, IndexReport, index_archive
 from eqi.io.catalog.base import Catalog, load_items, save_items, sort_items
 from eqi.io.catalog.sentinelhub import SentinelHubCatalog, is_sentinelhub_source
+from eqi.io.catalog.sentinelhub.items import EQI_COLLECTIONS as SENTINELHUB_COLLECTIONS
 from eqi.io.catalog.stac_api import StacApiCatalog
+from eqi.sensors import KNOWN_COLLECTIONS, check_collections
 
 __all__ = [
     "Catalog",
     "open_catalog",
+    "resolve_collections",
     "save_items",
     "load_items",
     "sort_items",
@@ -62,3 +68,46 @@ def open_catalog(source: str | Path, **options: Any) -> Catalog:
         "deployment (sentinelhub://cdse, sentinelhub://sentinel-hub) nor a stac-geoparquet "
         "archive (.parquet); build an archive with: eqi archive index DIR... --out FILE.parquet"
     )
+
+
+def resolve_collections(
+    catalog: Catalog | str | Path, requested: Sequence[str] | None
+) -> list[str]:
+    """The collections a run searches: ``requested`` if given, else all the source offers.
+
+    ``catalog`` is an opened catalog or a source (URL / ``.parquet`` path / ``sentinelhub://``; a
+    remote source is not contacted).  Without ``requested``, a local archive gives every scene
+    collection it holds (e.g. ``['landsat-c2-l2', 'sentinel-2-l2a']``; other collections such as
+    land-cover maps are left out), a Sentinel Hub source the collections eqi reads from it; a STAC
+    API serves too many collections to take them all, so :class:`ConfigError` asks for
+    ``--collections``.  Requested ids are checked (:class:`~eqi.errors.BandError` for an
+    unknown one) and returned in the given order.
+    """
+    if requested:
+        return check_collections(requested)
+    if isinstance(catalog, SentinelHubCatalog) or (
+        isinstance(catalog, str) and is_sentinelhub_source(catalog)
+    ):
+        return list(SENTINELHUB_COLLECTIONS)
+    if isinstance(catalog, str | Path):
+        text = str(catalog)
+        if text.startswith(("http://", "https://")):
+            catalog = StacApiCatalog(text)  # no request is made here
+        else:
+            catalog = open_catalog(catalog)
+    listing = getattr(catalog, "collections", None)
+    if not callable(listing):
+        where = getattr(catalog, "url", None) or repr(catalog)
+        raise ConfigError(
+            f"source {where} is a STAC API serving many collections; say which to search with "
+            "--collections (config 'collections:'), e.g. --collections landsat-c2-l2,sentinel-2-l2a"
+        )
+    held = list(listing())
+    scenes = [c for c in held if c in KNOWN_COLLECTIONS]
+    if not scenes:
+        raise ConfigError(
+            f"source {getattr(catalog, 'path', catalog)} holds no scene collection eqi reads "
+            f"(it holds: {', '.join(held) or 'nothing'}); eqi reads "
+            f"{', '.join(sorted(KNOWN_COLLECTIONS))}"
+        )
+    return scenes
