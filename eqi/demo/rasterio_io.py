@@ -1,7 +1,10 @@
 """GeoTIFF writing for the demo archive (the only place in eqi.demo that writes rasters).
 
-Every creation option is fixed and no timestamp is written, so the same arrays give byte-identical
-files.  Files are written to a temporary name and renamed into place (:func:`eqi.io.atomic.atomic_path`).
+Both writers go through eqi's one COG writer, :func:`eqi.io.cog.write_array_cog` (GDAL's COG
+driver, atomic rename), with the options of a delivery: DEFLATE level 1, predictor 2.  Every
+option is fixed and no timestamp is written, so the same arrays give byte-identical files.
+Unlike the products (:func:`eqi.io.cog.write_cog`) they carry no statistics or attribute tables:
+they imitate what USGS and ESA deliver.
 """
 
 from __future__ import annotations
@@ -12,10 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.transform import Affine
 
-from eqi.io.atomic import atomic_path
+from eqi.io.cog import write_array_cog
 
 __all__ = ["SIMULATED_TAG", "write_landsat_tif", "write_demo_cog", "run_parallel"]
 
@@ -40,45 +42,6 @@ def run_parallel(jobs: list[Callable[[], None]], max_workers: int | None = None)
             future.result()
 
 
-def _write_band(
-    path: Path,
-    array: np.ndarray,
-    transform: Affine,
-    crs: str,
-    nodata: int | None,
-    *,
-    blocksize: int,
-    tags: Mapping[str, str],
-    description: str | None = None,
-    colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
-    **cog_options: str,
-) -> None:
-    """One band through GDAL's COG driver (DEFLATE, predictor 2), atomically (eqi.io.atomic)."""
-    with atomic_path(path) as tmp, rasterio.open(
-        tmp,
-        "w",
-        driver="COG",
-        width=array.shape[1],
-        height=array.shape[0],
-        count=1,
-        dtype=array.dtype.name,
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-        blocksize=blocksize,
-        compress="deflate",
-        predictor=2,
-        level=1,
-        **cog_options,
-    ) as dst:
-        dst.write(array, 1)
-        if description:
-            dst.set_band_description(1, description)
-        if colormap:
-            dst.write_colormap(1, dict(colormap))
-        dst.update_tags(**tags)
-
-
 def write_landsat_tif(
     path: Path,
     array: np.ndarray,
@@ -89,10 +52,11 @@ def write_landsat_tif(
 ) -> None:
     """Write one uint16 band like a USGS Collection 2 delivery: a COG layout with 256-pixel tiles,
     DEFLATE, no overviews, PixelIsPoint georeferencing."""
-    _write_band(
-        path, array.astype(np.uint16, copy=False), transform, crs, nodata, blocksize=256,
-        tags={"AREA_OR_POINT": "Point", **SIMULATED_TAG, **(tags or {})}, overviews="none",
-    )
+    write_array_cog(
+        path, array.astype(np.uint16, copy=False), transform=transform, crs=crs, nodata=nodata,
+        blocksize=256, overviews=False, level=1, predictor=2,
+        tags={"AREA_OR_POINT": "Point", **SIMULATED_TAG, **(tags or {})},
+    )  # fmt: skip
 
 
 def write_demo_cog(
@@ -109,8 +73,8 @@ def write_demo_cog(
 ) -> None:
     """Write one band as a Cloud-Optimized GeoTIFF (GDAL COG driver, DEFLATE, 512 blocks,
     overviews: NEAREST for categorical bands, AVERAGE otherwise)."""
-    _write_band(
-        path, array, transform, crs, nodata, blocksize=512,
-        tags={**SIMULATED_TAG, **(tags or {})}, description=description, colormap=colormap,
-        overview_resampling="nearest" if categorical else "average",
-    )
+    write_array_cog(
+        path, array, transform=transform, crs=crs, nodata=nodata, blocksize=512,
+        resampling="nearest" if categorical else "average", level=1, predictor=2,
+        description=description, tags={**SIMULATED_TAG, **(tags or {})}, colormap=colormap,
+    )  # fmt: skip

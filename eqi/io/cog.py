@@ -1,14 +1,18 @@
-"""Write one product as a Cloud-Optimised GeoTIFF that opens well in QGIS.
+"""Cloud-Optimised GeoTIFFs: the one COG writer of eqi (products, and the demo's delivery files).
 
-One band; DEFLATE with predictor (2 integers, 3 floats); 512 × 512 tiles; overviews (AVERAGE for
-continuous, MODE for categorical); explicit nodata; band description; units / scale / offset;
-exact statistics over valid pixels stored as band tags (``STATISTICS_*``, read by GDAL and QGIS);
-caller tags at dataset level; for categorical rasters a colour table and a GDAL raster attribute
-table in the ``.tif.aux.xml`` sidecar.
+Every COG eqi writes goes through GDAL's COG driver with the creation options of
+:func:`cog_options` (DEFLATE, predictor 2 for integers / 3 for floats, square tiles, overviews or
+none), atomically.  Two entry points, for two purposes:
 
-The array (optionally Dask-backed) is streamed block by block into an uncompressed tiled GeoTIFF
-in a scratch folder beside the target, translated to a COG with rio-cogeo, and renamed into place:
-an existing file at ``path`` is replaced only when everything succeeded.
+* :func:`write_cog` — a product on its output grid: the array (optionally Dask-backed) is
+  streamed block by block into an uncompressed tiled GeoTIFF in a scratch folder beside the
+  target, with exact statistics over valid pixels (``STATISTICS_*`` band tags, read by GDAL and
+  QGIS), band description, units / scale / offset, caller tags and, for categorical rasters, a
+  colour table and a GDAL raster attribute table in the ``.tif.aux.xml`` sidecar; then copied to a
+  COG (512 × 512 tiles, AVERAGE or MODE overviews) and renamed into place.  An existing file at
+  ``path`` is replaced only when everything succeeded.
+* :func:`write_array_cog` — an in-memory array written as is (no statistics, no sidecar), e.g.
+  the demo's simulated USGS/ESA delivery files (256-pixel tiles, no overviews, PixelIsPoint).
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -25,15 +28,22 @@ from typing import Any, Literal
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 import xarray as xr
 from rasterio.enums import ColorInterp
+from rasterio.transform import Affine
 from rasterio.windows import Window
-from rio_cogeo.cogeo import cog_translate
-from rio_cogeo.profiles import cog_profiles
 
-from eqi.io.atomic import scratch_dir
+from eqi.io.atomic import atomic_path, scratch_dir
 
-__all__ = ["write_cog", "rat_xml", "aux_xml_path", "ALLOWED_DTYPES"]
+__all__ = [
+    "write_cog",
+    "write_array_cog",
+    "cog_options",
+    "rat_xml",
+    "aux_xml_path",
+    "ALLOWED_DTYPES",
+]
 
 Kind = Literal["continuous", "categorical"]
 
@@ -42,8 +52,6 @@ _BLOCK = 512
 # GDAL compresses the blocks of one file on all cores; the bytes do not depend on it (each block
 # is compressed alone, and written in order).
 _NUM_THREADS = "ALL_CPUS"
-# Rasters above this many bytes are staged on disk (not in memory) by rio-cogeo.
-_IN_MEMORY_MAX_BYTES = 64 * 1024 * 1024
 
 # GDAL raster attribute table enums (gdal.h: GDALRATFieldType / GDALRATFieldUsage)
 _GFT_INTEGER, _GFT_STRING = 0, 2
@@ -280,7 +288,105 @@ def _check_nodata(nodata: float | int | None, dtype: np.dtype) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------
-# the writer
+# the GDAL COG core
+
+
+def cog_options(
+    dtype: Any,
+    *,
+    blocksize: int = _BLOCK,
+    overviews: bool = True,
+    resampling: str = "average",
+    level: int | None = None,
+    predictor: int | None = None,
+    num_threads: str | int | None = None,
+) -> dict[str, Any]:
+    """Creation options of GDAL's COG driver for every COG eqi writes.
+
+    DEFLATE at ``level`` (GDAL's default 6 when None); ``predictor`` 2 (horizontal differencing)
+    for integers and 3 (floating point) for floats unless given; ``blocksize`` pixel square tiles;
+    overviews built with ``resampling`` (``average``, ``mode``, ``nearest``) down to one tile, or
+    none; BigTIFF when needed; ``num_threads`` compressing threads (``"ALL_CPUS"``; the bytes do
+    not depend on it).
+    """
+    kind = np.dtype(dtype).kind
+    options: dict[str, Any] = {
+        "compress": "deflate",
+        "predictor": predictor if predictor is not None else (3 if kind == "f" else 2),
+        "blocksize": int(blocksize),
+        "BIGTIFF": "IF_SAFER",
+    }
+    if level is not None:
+        options["level"] = int(level)
+    if num_threads is not None:
+        options["NUM_THREADS"] = str(num_threads)
+    if overviews:
+        options["overview_resampling"] = resampling
+    else:
+        options["overviews"] = "none"
+    return options
+
+
+def write_array_cog(
+    path: str | os.PathLike[str],
+    array: np.ndarray,
+    *,
+    transform: Affine,
+    crs: Any,
+    nodata: float | int | None,
+    blocksize: int = _BLOCK,
+    overviews: bool = True,
+    resampling: str = "average",
+    level: int | None = None,
+    predictor: int | None = None,
+    description: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
+) -> Path:
+    """Write a 2-D in-memory array as a single-band COG (:func:`cog_options`), atomically.
+
+    The array's dtype is kept; ``transform``/``crs`` georeference it (``crs`` as rasterio accepts);
+    ``tags`` are dataset-level metadata (e.g. ``AREA_OR_POINT=Point`` for PixelIsPoint files);
+    ``colormap`` is a colour table ``{value: (r, g, b, a)}``.  No statistics are added, so the
+    bytes depend only on the arguments.
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise ValueError(f"write_array_cog takes a 2-D array, got shape {array.shape}")
+    options = cog_options(
+        array.dtype,
+        blocksize=blocksize,
+        overviews=overviews,
+        resampling=resampling,
+        level=level,
+        predictor=predictor,
+    )
+    with atomic_path(path) as tmp, rasterio.open(
+        tmp,
+        "w",
+        driver="COG",  # GDAL builds the COG from an in-memory copy when the file is closed
+        width=array.shape[1],
+        height=array.shape[0],
+        count=1,
+        dtype=array.dtype.name,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        **options,
+    ) as dst:
+        dst.write(array, 1)
+        if description:
+            dst.set_band_description(1, description)
+        if colormap:
+            dst.write_colormap(1, dict(colormap))
+        if tags:
+            dst.update_tags(**{str(k): str(v) for k, v in tags.items()})
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# the product writer
 
 
 def write_cog(
@@ -372,10 +478,12 @@ def write_cog(
             "BIGTIFF": "IF_SAFER",
             "NUM_THREADS": _NUM_THREADS,
         }
+        resampling = "average" if kind == "continuous" else "mode"
         with rasterio.open(stage, "w", **profile) as dst:
             _stream(da.data, dst, stats, dtype)
             dst.set_band_description(1, description)
             dst.update_tags(1, **band_tags, **stats.tags())
+            dst.update_tags(OVERVIEW_RESAMPLING=resampling.upper())
             if tags:
                 dst.update_tags(**{str(k): str(v) for k, v in tags.items()})
             if scale is not None:
@@ -387,29 +495,11 @@ def write_cog(
                 dst.write_colormap(1, {int(k): tuple(v) for k, v in colormap.items()})
 
         cog = work / "cog.tif"
-        cog_profile = cog_profiles.get("deflate")
-        cog_profile.update(
-            predictor=3 if dtype.kind == "f" else 2,
-            blockxsize=_BLOCK,
-            blockysize=_BLOCK,
-            BIGTIFF="IF_SAFER",
-            NUM_THREADS=_NUM_THREADS,
-        )
-        in_memory = height * width * dtype.itemsize <= _IN_MEMORY_MAX_BYTES
-        with warnings.catch_warnings():
-            # rio-cogeo internals still use the deprecated Affine * Affine operator
-            warnings.filterwarnings("ignore", message="Use `@` matmul")
-            with rasterio.open(stage) as src:
-                cog_translate(
-                    src,
-                    cog,
-                    cog_profile,
-                    nodata=nodata_value,
-                    overview_resampling="average" if kind == "continuous" else "mode",
-                    forward_band_tags=True,  # the staged file's colour table is copied too
-                    in_memory=in_memory,
-                    quiet=True,
-                )
+        # GDAL's COG driver copies nodata, description, tags, scale/offset and the colour table;
+        # its temporary overview file stays in the scratch folder
+        with rasterio.open(stage) as src:
+            options = cog_options(dtype, resampling=resampling, num_threads=_NUM_THREADS)
+            rasterio.shutil.copy(src, cog, driver="COG", **options)
         aux = aux_xml_path(path)
         if category_names:
             staged_aux = work / "cog.tif.aux.xml.new"

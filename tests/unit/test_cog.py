@@ -1,4 +1,4 @@
-"""write_cog: valid COGs with the metadata QGIS users see, written atomically."""
+"""write_cog / write_array_cog: valid COGs with the metadata QGIS users see, written atomically."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from rasterio.shutil import copy as rio_copy
 from rio_cogeo.cogeo import cog_validate
 
 from eqi.io.atomic import TEMP_MARKER
-from eqi.io.cog import aux_xml_path, write_cog
+from eqi.io.cog import aux_xml_path, write_array_cog, write_cog
 from eqi.io.qml import colormap_from_classes, names_from_classes
 
 CLASSES = [(1, "#1a9641", "forest"), (2, "#ffffbf", "grassland"), (5, "#2c7bb6", "water")]
@@ -266,3 +266,49 @@ def test_bytes_do_not_depend_on_scheduler(tmp_path: Path) -> None:
     ref = (tmp_path / "threads.tif").read_bytes()
     assert (tmp_path / "sync.tif").read_bytes() == ref
     assert (tmp_path / "distributed.tif").read_bytes() == ref
+
+
+def test_products_and_delivery_files_share_gdal_cog_driver(tmp_path: Path) -> None:
+    """Both writers go through GDAL's COG driver (it marks its files LAYOUT=COG)."""
+    product = write_cog(_continuous(600), tmp_path / "p.tif", nodata=np.nan, description="p", kind="continuous")
+    dn = np.random.default_rng(7).integers(7273, 43636, (600, 600), dtype=np.uint16)
+    transform = rasterio.transform.from_origin(399_990, 3_417_990, 30, 30)
+    delivery = write_array_cog(
+        tmp_path / "SR_B4.TIF", dn, transform=transform, crs="EPSG:32648", nodata=0,
+        blocksize=256, overviews=False, level=1, tags={"AREA_OR_POINT": "Point"},
+    )  # fmt: skip
+    _validate(product)
+    valid, errors, warns = cog_validate(delivery, quiet=True)
+    assert valid and errors == [] and "overviews" in warns[0]  # like a USGS file: none
+    for path in (product, delivery):
+        with rasterio.open(path) as src:
+            assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+            assert src.tags(ns="IMAGE_STRUCTURE")["COMPRESSION"] == "DEFLATE"
+    with rasterio.open(product) as p, rasterio.open(delivery) as d:
+        assert p.block_shapes == [(512, 512)] and p.overviews(1) == [2]
+        assert p.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "3"  # floating point
+        # the USGS-like file: 256 tiles, no overviews, PixelIsPoint, values as given, no stats
+        assert d.block_shapes == [(256, 256)] and d.overviews(1) == []
+        assert d.tags()["AREA_OR_POINT"] == "Point" and d.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "2"
+        assert np.array_equal(d.read(1), dn) and d.transform == transform and d.nodata == 0
+        assert not any(k.startswith("STATISTICS_") for k in d.tags(1))
+    _no_temps(tmp_path)
+
+
+def test_array_cog_same_arrays_same_bytes_and_atomic(tmp_path: Path) -> None:
+    classes = np.random.default_rng(3).choice([10, 20, 80], (700, 700)).astype(np.uint8)
+    kwargs = {
+        "transform": rasterio.transform.from_origin(0, 21_000, 30, 30), "crs": "EPSG:32648",
+        "nodata": 0, "resampling": "nearest", "colormap": {10: (0, 100, 0, 255), 80: (0, 0, 255, 255)},
+    }  # fmt: skip
+    a = write_array_cog(tmp_path / "a.tif", classes, **kwargs)
+    b = write_array_cog(tmp_path / "b.tif", classes, **kwargs)
+    assert a.read_bytes() == b.read_bytes()
+    with rasterio.open(a) as src:
+        assert src.overviews(1) == [2] and src.colormap(1)[80] == (0, 0, 255, 255)
+        with rasterio.open(a, overview_level=0) as ovr:  # nearest: only real class values
+            assert set(np.unique(ovr.read(1))) <= {10, 20, 80}
+    with pytest.raises(ValueError, match="2-D"):
+        write_array_cog(tmp_path / "a.tif", classes[None], **kwargs)
+    assert a.read_bytes() == b.read_bytes()  # the refused write left the file alone
+    _no_temps(tmp_path)
