@@ -160,10 +160,13 @@ def run_tile(
     products.sort(key=lambda n: REGISTRY[n].same_as is not None)  # twins after what they equal
     extra_bands = [p for p in plan.outputs if p not in REGISTRY]
     bands = bands_for([*products, *extra_bands], sensors, plan.profiles["indices"], plan.options)
+    needed_by = {b: [p for p in [*products, *extra_bands] if b in bands_for([p], sensors, plan.profiles["indices"], plan.options)]
+                 for b in bands}  # band -> products needing it, for the error on a partial delivery
     if materialize is not None:
         items = materialize(items, geobox, bands)
     groups = group_items(
-        items, bands, s2_boa_offset=plan.stack.s2_boa_offset, require_mask=plan.stack.require_mask
+        items, bands, needed_by=needed_by, s2_boa_offset=plan.stack.s2_boa_offset,
+        require_mask=plan.stack.require_mask,
     )
     progress(
         f"  tile {tile} {year}: {len(items)} scenes, {geobox.shape.x}x{geobox.shape.y} px, "
