@@ -34,6 +34,7 @@ from eqi.errors import ConfigError
 from eqi.geo.crs import parse_crs
 from eqi.geo.grid import TileGrid, TileId
 from eqi.geo.regions import Region, load_regions
+from eqi.io.catalog import resolve_collections
 from eqi.io.stac import eqi_version
 from eqi.params import Param, Profile
 from eqi.pipeline.tasks import params_hash
@@ -239,7 +240,8 @@ def build_plan(config: RunConfig, *, regions: Sequence[Region] | None = None,
     models = tuple(dict.fromkeys(REGISTRY[p].model for p in fitted))
     grid = TileGrid(config.crs_string, config.resolution, config.tile_size, anchor or (0.0, 0.0))
     stack = StackSpec(
-        source=config.source, collections=tuple(config.collections), season=config.season, grid=grid,
+        source=config.source, collections=tuple(resolve_collections(config.source, config.collections)),
+        season=config.season, grid=grid,
         mask=MaskRules(tuple(config.mask.qa_pixel_bad), tuple(config.mask.scl_bad), config.mask.buffer_px),
         max_cloud_cover=config.max_cloud_cover, s2_boa_offset=config.s2_boa_offset,
         require_mask=config.require_mask, percentiles=tuple(config.composite.percentiles),

@@ -96,6 +96,8 @@ def run_region(
     geobox = grid.region_geobox(region.geometry)
     inside = region_mask(region.geometry, geobox)
     tags = {**output_tags(plan, region.name, year, simulated=simulated), "EQI_TASK_ID": task_id}
+    unmasked = any(str(m).startswith("none") for m in (notes or {}).get("cloud_mask", []))
+    tags["EQI_CLOUD_MASK"] = "NOT APPLIED: some scenes had no cloud mask (--no-cloud-mask)" if unmasked else "applied"
     items = _region_items(files, searches, out_dir)
     tags["EQI_SCENE_COUNT"] = str(len(items))
     tags["EQI_SCENES"] = "see items.json and item.json (eqi:scene_ids)"
@@ -143,6 +145,7 @@ def run_region(
             "eqi:season": plan.stack.season,
             "eqi:sensors": sorted({str(i.get("properties", {}).get("platform", "")) for i in items} - {""}),
             "eqi:area": plan.area.slug,
+            "eqi:cloud_mask": tags["EQI_CLOUD_MASK"],
             "start_datetime": window.split("/")[0],
             "end_datetime": window.split("/")[1],
         },

@@ -160,7 +160,7 @@ def run_tile(
     products.sort(key=lambda n: REGISTRY[n].same_as is not None)  # twins after what they equal
     extra_bands = [p for p in plan.outputs if p not in REGISTRY]
     bands = bands_for([*products, *extra_bands], sensors, plan.profiles["indices"], plan.options)
-    needed_by = {b: [p for p in [*products, *extra_bands] if b in bands_for([p], sensors, plan.profiles["indices"], plan.options)]
+    needed_by = {b: [p for p in [*plan.outputs] if b in bands_for([p], sensors, plan.profiles["indices"], plan.options)]
                  for b in bands}  # band -> products needing it, for the error on a partial delivery
     if materialize is not None:
         items = materialize(items, geobox, bands)

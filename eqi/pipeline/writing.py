@@ -63,6 +63,8 @@ def write_product(
     description = spec.description if output_name is None else f"{spec.description} ({label})"
     if tags.get("EQI_SIMULATED") == "true":
         description = f"{description} [SIMULATED DATA]"
+    if tags.get("EQI_CLOUD_MASK", "applied") != "applied":
+        description = f"{description} [CLOUDS NOT MASKED]"
     spec = replace(spec, description=description)
     categorical = spec.kind == "categorical" and bool(classes)
     write_cog(
