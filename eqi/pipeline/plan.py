@@ -227,9 +227,24 @@ def native_anchor(items: Sequence[pystac.Item], crs: str, resolution: float) -> 
     return phases.pop()
 
 
+def _resampling_note(resampling: str, native: bool) -> str:
+    """What the metadata says about resampling (issue: masks must not smear clouds)."""
+    if native:
+        return "none: the run's grid is the scenes' own (same CRS, resolution and pixel corners)"
+    if resampling == "nearest":
+        return ("nearest: scenes reprojected onto the run's grid; each pixel's bands and mask come "
+                "from the same source pixel, so clouds do not smear into clear pixels")
+    return (f"{resampling}: scenes read on a grid nested in the run's, masked there, then the clear "
+            "fine pixels averaged (clouds do not smear into clear pixels)")
+
+
 def build_plan(config: RunConfig, *, regions: Sequence[Region] | None = None,
-               anchor: tuple[float, float] | None = None) -> Plan:
-    """Resolve ``config`` into a :class:`Plan` (no search, no raster I/O)."""
+               anchor: tuple[float, float] | None = None, native: bool = False) -> Plan:
+    """Resolve ``config`` into a :class:`Plan` (no search, no raster I/O).
+
+    ``anchor`` puts pixel corners on the scenes' own; ``native`` says the grid *is* the scenes'
+    (same CRS and resolution: nothing is resampled), which the metadata records.
+    """
     regions = list(regions) if regions is not None else load_regions(config.aoi, name_field=config.aoi_name_field)
     profiles = profiles_for(config)
     outputs = expand_products(config.products) + [b for b in config.bands if b not in config.products]
@@ -260,6 +275,7 @@ def build_plan(config: RunConfig, *, regions: Sequence[Region] | None = None,
         "landcover_tile": lc.model_dump(mode="json") if "landcover" in needed else None,
         "simulated": config.simulated,
         "title": config.title or "eqi outputs",
+        "resampling": _resampling_note(config.resampling, native),
     }
     return Plan(
         out=Path(config.out), area=area, stack=stack, years=tuple(config.years), outputs=tuple(outputs),

@@ -131,7 +131,7 @@ def run_region(
         "scene_ids": scene_ids,
         "config": dict(plan.config_dump),
         "method": {**method, "profiles": method_profiles()},
-        "grid": grid.describe(),
+        "grid": {**grid.describe(), "resampling": plan.options.get("resampling")},
         "tiles": sorted(str(t) for t in files),
         **(notes or {}),
     })  # fmt: skip

@@ -256,11 +256,11 @@ def _resolve_anchor(config: RunConfig, p: Plan, catalog: Any, progress: Callable
     except EqiError:
         return p
     anchor = native_anchor(scenes.main, config.crs_string, config.resolution)
-    if anchor is None or anchor == (0.0, 0.0):
+    if anchor is None:
         return p
     progress(f"grid: the scenes' native grid (pixel corners at {anchor[0]:g}, {anchor[1]:g} mod "
              f"{config.resolution:g} m): nothing is resampled")  # fmt: skip
-    return build_plan(config, regions=p.area.regions, anchor=anchor)
+    return build_plan(config, regions=p.area.regions, anchor=anchor, native=True)
 
 
 def run(

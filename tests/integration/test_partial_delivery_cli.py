@@ -121,3 +121,29 @@ def test_stac_api_without_collections_asks_for_them(tmp_path) -> None:
               "--out", str(tmp_path / "out"))  # fmt: skip
     _clean_failure(res, "STAC API", "--collections")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_on_the_scenes_own_grid_resamples_nothing(liverpool, sample_data) -> None:
+    """UTM 30 m = the scene's grid: output pixels are the scene's pixels, NDVI equals the DNs'."""
+    res = _run(liverpool, "native", "--no-cloud-mask")
+    assert res.returncode == 0, res.stderr
+    assert "native grid" in res.stdout
+    task = liverpool["root"] / "native" / "aoi" / "2020"
+    with rasterio.open(task / "ndvi.tif") as out:
+        ndvi, t = out.read(1), out.transform
+        tags = out.tags()
+    stack = sample_data / "landsat-c2l2-xlandsat-crops" / LIVERPOOL / f"{LIVERPOOL}_stack.tif"
+    with rasterio.open(stack) as src:
+        dn = {name: src.read(i + 1).astype(np.float64) for i, name in enumerate(src.descriptions)}
+        st = src.transform
+    assert (t.c - st.c) % 30 == 0 and (t.f - st.f) % 30 == 0  # pixel edges on the scene's edges
+    col0, row0 = round((t.c - st.c) / 30), round((t.f - st.f) / -30)
+    red, nir = (dn[b] * 2.75e-5 - 0.2 for b in ("SR_B4", "SR_B5"))  # USGS C2 L2 scaling
+    oracle = np.where((dn["SR_B4"] > 0) & (dn["SR_B5"] > 0), (nir - red) / (nir + red), np.nan)
+    window = oracle[row0 : row0 + ndvi.shape[0], col0 : col0 + ndvi.shape[1]]
+    valid = np.isfinite(ndvi)
+    assert valid.sum() > 50_000
+    np.testing.assert_allclose(ndvi[valid], window[valid], rtol=0, atol=1e-6)  # float32 rounding
+    assert tags["EQI_CLOUD_MASK"].startswith("NOT APPLIED")  # this run had no QA_PIXEL
+    item = json.loads((task / "item.json").read_text())
+    assert item["properties"]["eqi:cloud_mask"].startswith("NOT APPLIED")
