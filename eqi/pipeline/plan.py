@@ -234,8 +234,14 @@ def _resampling_note(resampling: str, native: bool) -> str:
     if resampling == "nearest":
         return ("nearest: scenes reprojected onto the run's grid; each pixel's bands and mask come "
                 "from the same source pixel, so clouds do not smear into clear pixels")
-    return (f"{resampling}: scenes read on a grid nested in the run's, masked there, then the clear "
-            "fine pixels averaged (clouds do not smear into clear pixels)")
+    return (f"{resampling}: scenes reprojected onto the run's grid; the not-clear mask is grown by "
+            f"{SMEAR_BUFFER_PX[resampling]} px so no masked source pixel enters the kernel of a pixel "
+            "kept as clear (clouds do not smear)")
+
+
+# Pixels a resampling kernel reaches beyond the output pixel (run's pixels no finer than the
+# scenes'): the mask is grown by this much, so a kept pixel's kernel holds no masked source pixel.
+SMEAR_BUFFER_PX = {"nearest": 0, "average": 1, "bilinear": 1, "cubic": 2}
 
 
 def build_plan(config: RunConfig, *, regions: Sequence[Region] | None = None,
@@ -257,7 +263,8 @@ def build_plan(config: RunConfig, *, regions: Sequence[Region] | None = None,
     stack = StackSpec(
         source=config.source, collections=tuple(resolve_collections(config.source, config.collections)),
         season=config.season, grid=grid,
-        mask=MaskRules(tuple(config.mask.qa_pixel_bad), tuple(config.mask.scl_bad), config.mask.buffer_px),
+        mask=MaskRules(tuple(config.mask.qa_pixel_bad), tuple(config.mask.scl_bad),
+                       max(config.mask.buffer_px, SMEAR_BUFFER_PX[config.resampling])),
         max_cloud_cover=config.max_cloud_cover, s2_boa_offset=config.s2_boa_offset,
         require_mask=config.require_mask, percentiles=tuple(config.composite.percentiles),
         min_clear=config.composite.min_clear, resampling=config.resampling, chunk=config.chunk,
