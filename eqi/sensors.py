@@ -14,11 +14,27 @@ Scaling rules
   processing baseline 04.00, else 0.  Decided per item from its own metadata
   (:func:`s2_boa_offset_dn`); the ``raster:bands`` offset of Earth Search's ``sentinel-2-l2a``
   collection is known to be wrong for harmonised items (Element84/earth-search#66, #71), so the
-  baseline and the ``boa_offset_applied`` flag decide, not that field.
+  baseline and the ``boa_offset_applied`` flag decide, not that field.  Both are then checked
+  against the pixels (:mod:`eqi.pipeline.checks`), because that flag is itself known to be wrong
+  for some items.
+
+Valid ranges
+------------
+Every reflective band has ``valid_range = (0, 1)`` in physical units (spec §0.2: reflectance in
+[0, 1]).  For Landsat C2 L2 this is the USGS valid range of SR DN 7273-43636; for Sentinel-2 L2A
+it is DN 1-10000 before baseline 04.00 and 1000-11000 from it (:func:`valid_dn_range`).  A DN
+outside the range makes the observation unusable (:mod:`eqi.pipeline.stack`).
+
+Saturation
+----------
+Landsat C2 items carry ``QA_RADSAT``: bit ``n - 1`` flags saturation of band ``n``
+(``BandSpec.radsat_bit``), plus sensor-specific flags (OLI terrain occlusion, TM/ETM+ dropped
+pixel; ``SensorSpec.radsat_flags``).  It is resolved as a second mask band when an item has it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -41,6 +57,8 @@ __all__ = [
     "identify_sensor",
     "resolve_item",
     "s2_boa_offset_dn",
+    "s2_offset_evidence",
+    "valid_dn_range",
     "check_collections",
     "check_bands",
 ]
@@ -67,11 +85,14 @@ class BandSpec:
     resolution_m: float
     center_um: float | None = None
     kind: BandKind = "reflectance"
+    # valid physical values (reflectance 0-1); DN outside -> observation not usable
+    valid_range: tuple[float, float] | None = None
+    radsat_bit: int | None = None  # QA_RADSAT bit flagging saturation of this band
 
 
 @dataclass(frozen=True)
 class SensorSpec:
-    """A sensor's band table and mask scheme."""
+    """A sensor's band table and mask scheme (cloud mask, optional saturation mask)."""
 
     id: str  # "landsat8", "sentinel2", ...
     family: Literal["landsat-c2l2", "sentinel2-l2a"]
@@ -79,6 +100,11 @@ class SensorSpec:
     bands: Mapping[str, BandSpec]
     mask: BandSpec
     mask_kind: MaskKind
+    radsat: BandSpec | None = None  # QA_RADSAT (Landsat C2)
+    radsat_flags: Mapping[str, int] = field(default_factory=dict)  # non-band QA_RADSAT bits
+
+
+REFLECTANCE_RANGE: tuple[float, float] = (0.0, 1.0)  # spec §0.2; USGS SR DN 7273-43636
 
 
 def _landsat_sr(alias: str, n: int, center: float) -> BandSpec:
@@ -91,6 +117,8 @@ def _landsat_sr(alias: str, n: int, center: float) -> BandSpec:
         nodata=0,
         resolution_m=30.0,
         center_um=center,
+        valid_range=REFLECTANCE_RANGE,
+        radsat_bit=n - 1,  # QA_RADSAT bit n-1 = band n saturated (all Landsat C2 sensors)
     )
 
 
@@ -119,9 +147,30 @@ _QA_PIXEL = BandSpec(
     kind="mask",
 )
 
+# QA_RADSAT: saturation per band (bit n-1) and terrain occlusion / dropped pixel.  OLI bits as in
+# the classification:bitfields of the USGS / Earth Search / Planetary Computer STAC items (band1-7
+# at bits 0-6, band9 at 8, occlusion at 11); TM/ETM+: bands 1-7 at bits 0-6, dropped pixel at
+# bit 9 (USGS Landsat 4-7 C2 product guide, as in ESA SNAP's Landsat reader).
+_QA_RADSAT = BandSpec(
+    alias="qa_radsat",
+    native="QA_RADSAT",
+    keys=("qa_radsat", "QA_RADSAT"),
+    scale=1.0,
+    offset=0.0,
+    nodata=0,  # 0 = nothing saturated; fill is told by QA_PIXEL
+    resolution_m=30.0,
+    kind="mask",
+)
+_RADSAT_FLAGS_OLI = {"terrain_occlusion": 11}
+_RADSAT_FLAGS_TM = {"dropped_pixel": 9}
+
 
 def _landsat(
-    sensor_id: str, title: str, reflective: list[tuple[str, int, float]], thermal_band: int
+    sensor_id: str,
+    title: str,
+    reflective: list[tuple[str, int, float]],
+    thermal_band: int,
+    radsat_flags: Mapping[str, int],
 ) -> SensorSpec:
     """Band table of a Landsat C2 L2 sensor from (alias, SR band number, centre µm) rows.
 
@@ -142,6 +191,8 @@ def _landsat(
         bands={b.alias: b for b in bands},
         mask=_QA_PIXEL,
         mask_kind="qa_pixel",
+        radsat=_QA_RADSAT,
+        radsat_flags=dict(radsat_flags),
     )
 
 
@@ -165,6 +216,7 @@ def _s2(alias: str, native: str, res: float, center: float, extra_keys: tuple[st
         nodata=0,
         resolution_m=res,
         center_um=center,
+        valid_range=REFLECTANCE_RANGE,
     )
 
 
@@ -184,10 +236,10 @@ _S2_BANDS = [
 ]
 
 SENSORS: dict[str, SensorSpec] = {
-    "landsat5": _landsat("landsat5", "Landsat 5 TM, Collection 2 Level-2", _TM, 6),
-    "landsat7": _landsat("landsat7", "Landsat 7 ETM+, Collection 2 Level-2", _TM, 6),
-    "landsat8": _landsat("landsat8", "Landsat 8 OLI/TIRS, Collection 2 Level-2", _OLI, 10),
-    "landsat9": _landsat("landsat9", "Landsat 9 OLI-2/TIRS-2, Collection 2 Level-2", _OLI, 10),
+    "landsat5": _landsat("landsat5", "Landsat 5 TM, Collection 2 Level-2", _TM, 6, _RADSAT_FLAGS_TM),
+    "landsat7": _landsat("landsat7", "Landsat 7 ETM+, Collection 2 Level-2", _TM, 6, _RADSAT_FLAGS_TM),
+    "landsat8": _landsat("landsat8", "Landsat 8 OLI/TIRS, Collection 2 Level-2", _OLI, 10, _RADSAT_FLAGS_OLI),
+    "landsat9": _landsat("landsat9", "Landsat 9 OLI-2/TIRS-2, Collection 2 Level-2", _OLI, 10, _RADSAT_FLAGS_OLI),
     "sentinel2": SensorSpec(
         id="sentinel2",
         family="sentinel2-l2a",
@@ -246,6 +298,21 @@ def check_bands(bands: Iterable[str]) -> list[str]:
     return names
 
 
+def valid_dn_range(
+    valid_range: tuple[float, float], scale: float, offset: float
+) -> tuple[int, int]:
+    """Inclusive DN limits whose physical value ``DN x scale + offset`` lies in ``valid_range``.
+
+    Landsat C2 L2 SR (2.75e-5, -0.2) and (0, 1) -> (7273, 43636), the USGS valid range;
+    Sentinel-2 L2A (1e-4, -0.1) -> (1000, 11000).  A 1e-6 DN tolerance absorbs float rounding.
+    """
+    if scale <= 0:
+        raise ScalingError(f"scale must be positive to derive a valid DN range, got {scale}")
+    lo = math.ceil((valid_range[0] - offset) / scale - 1e-6)
+    hi = math.floor((valid_range[1] - offset) / scale + 1e-6)
+    return int(lo), int(hi)
+
+
 @dataclass(frozen=True)
 class ResolvedBand:
     """A band of one item: the asset to read and the DN -> physical-units conversion."""
@@ -268,6 +335,7 @@ class ItemBands:
     bands: dict[str, ResolvedBand]
     mask: ResolvedBand | None
     notes: tuple[str, ...] = field(default=())
+    radsat: ResolvedBand | None = None  # QA_RADSAT when the item has it (Landsat)
 
     @property
     def scaling_key(self) -> tuple[tuple[str, float, float, int], ...]:
@@ -365,6 +433,17 @@ def s2_boa_offset_dn(item: pystac.Item, override: int | None = None) -> int:
         "'s2:processing_baseline' to the item, or state the offset for the run with "
         "'s2_boa_offset: 0' or '-1000' in the config (--s2-boa-offset)."
     )
+
+
+def s2_offset_evidence(item: pystac.Item) -> str:
+    """What an item's metadata say about its BOA offset (baseline, catalog flag), for messages."""
+    parts = []
+    baseline = _baseline(item)
+    parts.append(f"processing baseline {baseline:05.2f}" if baseline is not None else "no processing baseline")
+    for key in ("earthsearch:boa_offset_applied", "sentinel:boa_offset_applied"):
+        if key in item.properties:
+            parts.append(f"{key} = {str(item.properties[key]).lower()}")
+    return ", ".join(parts)
 
 
 def _find_asset(item: pystac.Item, spec: BandSpec) -> tuple[str, pystac.Asset] | None:
@@ -467,6 +546,17 @@ def resolve_item(
             f"add {sensor.mask.native} to the delivery (and re-index it), or run with "
             "--no-cloud-mask (config 'require_mask: false') to accept scenes without a cloud mask"
         )
+    radsat = None
+    if sensor.radsat is not None:
+        found = _find_asset(item, sensor.radsat)
+        if found is not None:
+            key, asset = found
+            radsat = ResolvedBand(
+                alias=sensor.radsat.alias, asset_key=key, href=_href(asset),
+                scale=1.0, offset=0.0, nodata=sensor.radsat.nodata,
+            )
+        else:
+            notes.append(f"no {sensor.radsat.native} band: saturated pixels cannot be masked")
     return ItemBands(
         item_id=item.id,
         sensor=sensor,
@@ -474,4 +564,5 @@ def resolve_item(
         bands=resolved,
         mask=mask,
         notes=tuple(notes),
+        radsat=radsat,
     )

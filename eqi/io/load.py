@@ -60,6 +60,11 @@ class ItemGroup:
     def has_mask(self) -> bool:
         return all(r.mask is not None for r in self.resolved)
 
+    @property
+    def has_radsat(self) -> bool:
+        """Every item has its saturation mask (QA_RADSAT), so it is loaded as a second mask band."""
+        return self.sensor.radsat is not None and all(r.radsat is not None for r in self.resolved)
+
 
 def normalise_item(item: pystac.Item, resolved: ItemBands) -> pystac.Item:
     """Copy of ``item`` whose assets are exactly the resolved bands, keyed by alias."""
@@ -72,11 +77,11 @@ def normalise_item(item: pystac.Item, resolved: ItemBands) -> pystac.Item:
         collection=item.collection_id,
         stac_extensions=list(item.stac_extensions),
     )
-    entries = list(resolved.bands.values()) + ([resolved.mask] if resolved.mask else [])
+    entries = list(resolved.bands.values()) + [m for m in (resolved.mask, resolved.radsat) if m]
     for band in entries:
         original = item.assets[band.asset_key]
         extra = {k: v for k, v in original.extra_fields.items() if k.startswith("proj:")}
-        is_mask = band.alias in {"qa_pixel", "scl"}
+        is_mask = band.alias in {"qa_pixel", "scl", "qa_radsat"}
         dtype = "uint8" if band.alias == "scl" else "uint16"
         extra["raster:bands"] = [{"nodata": band.nodata, "data_type": dtype}]
         out.add_asset(
@@ -144,7 +149,7 @@ def group_items(
         if absent or (require_mask and available.mask is None):
             continue
         resolved = replace(available, bands={b: available.bands[b] for b in wanted})
-        key = (sensor.id, tuple(wanted), resolved.scaling_key, resolved.mask is not None)
+        key = (sensor.id, tuple(wanted), resolved.scaling_key, resolved.mask is not None, resolved.radsat is not None)
         buckets.setdefault(key, []).append((item, resolved))
     problems = [
         _lacking_band_message(alias, native, scenes, needed_by)
@@ -167,7 +172,7 @@ def group_items(
     if problems:
         raise BandError("\n".join(problems))
     groups = []
-    for (_sensor, wanted, _scaling, _has_mask), members in sorted(
+    for (_sensor, wanted, _scaling, _has_mask, _has_radsat), members in sorted(
         buckets.items(), key=lambda kv: (kv[0][0], str(kv[0][2]))
     ):
         members.sort(key=lambda pair: (item_interval(pair[0])[0], pair[0].id))
@@ -263,8 +268,11 @@ def load_group(
     names = list(group.bands)
     if group.has_mask:
         names.append(group.mask_alias)
+    if group.has_radsat:
+        names.append("qa_radsat")
     resampling_map = {b: resampling for b in group.bands}
     resampling_map[group.mask_alias] = "nearest"
+    resampling_map["qa_radsat"] = "nearest"
     ds = odc.stac.load(
         list(group.items),
         bands=names,

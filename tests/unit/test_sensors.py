@@ -172,3 +172,59 @@ def test_s2_boa_offset_applied_flag_wins_over_baseline(stac_dir: Path) -> None:
     assert s2_boa_offset_dn(pystac.Item.from_dict(data)) == 0
     data["properties"]["earthsearch:boa_offset_applied"] = False
     assert s2_boa_offset_dn(pystac.Item.from_dict(data)) == -1000
+
+
+# ------------------------------------------------------------------- valid ranges, QA_RADSAT
+
+
+def test_valid_dn_range_matches_the_published_ranges() -> None:
+    from eqi.sensors import SENSORS, valid_dn_range
+
+    # USGS C2 L2 SR valid range 7273-43636 (sample-data README, USGS product guide)
+    red = SENSORS["landsat8"].bands["red"]
+    assert red.valid_range == (0.0, 1.0)
+    assert valid_dn_range(red.valid_range, *LANDSAT_SR) == (7273, 43636)
+    assert valid_dn_range((0.0, 1.0), *LANDSAT_SR) == valid_dn_range((0.0, 1.0), 2.75e-5, -0.2)
+    # Sentinel-2 L2A: (DN - 1000) / 1e4 from baseline 04.00, DN / 1e4 before
+    assert valid_dn_range((0.0, 1.0), S2_SCALE, -0.1) == (1000, 11000)
+    assert valid_dn_range((0.0, 1.0), S2_SCALE, 0.0) == (0, 10000)
+    assert SENSORS["sentinel2"].bands["nir08"].valid_range == (0.0, 1.0)
+    assert SENSORS["landsat8"].bands["lwir"].valid_range is None  # temperature: not checked
+
+
+RADSAT_ITEMS = {
+    "planetary-computer/landsat-c2-l2/LC09_L2SP_084068_20250722_02_T2.json": "qa_radsat",
+    "earth-search-v1/landsat-c2-l2/LC08_L2SP_033032_20231008_02_T1.json": "qa_radsat",
+    "usgs-landsatlook/landsat-c2l2-sr/LE07_L2SP_044033_20210329_20210424_02_T1_SR.json": "qa_radsat",
+    "usgs-landsatlook/landsat-c2l2-sr/LC08_L2SR_081119_20200101_20200823_02_T2.json": "QA_RADSAT.TIF",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RADSAT_ITEMS))
+def test_qa_radsat_resolves_as_second_mask_band(stac_dir: Path, name: str) -> None:
+    resolved = resolve_item(_item(stac_dir / name))
+    assert resolved.radsat is not None and resolved.radsat.asset_key == RADSAT_ITEMS[name]
+    assert not any("QA_RADSAT" in n for n in resolved.notes)
+
+
+def test_item_without_qa_radsat_is_resolved_with_a_note(stac_dir: Path) -> None:
+    data = json.loads((stac_dir / sorted(RADSAT_ITEMS)[0]).read_text())
+    data["assets"].pop("qa_radsat")
+    resolved = resolve_item(pystac.Item.from_dict(data))
+    assert resolved.radsat is None and any("QA_RADSAT" in n for n in resolved.notes)
+    s2 = resolve_item(_item(stac_dir / "earth-search-v1/sentinel-2-l2a/S2A_13TDE_20231008_0_L2A.json"))
+    assert s2.radsat is None and not any("QA_RADSAT" in n for n in s2.notes)
+
+
+def test_radsat_bits_agree_with_the_items_bitfields(stac_dir: Path) -> None:
+    from eqi.sensors import SENSORS
+
+    # the classification:bitfields the USGS / Planetary Computer publish for OLI QA_RADSAT
+    data = json.loads((stac_dir / sorted(RADSAT_ITEMS)[1]).read_text())
+    fields = {f["name"]: f["offset"] for f in data["assets"]["qa_radsat"]["classification:bitfields"]}
+    oli = SENSORS["landsat9"]
+    for alias, band in oli.bands.items():
+        if band.kind == "reflectance":
+            number = int(band.native.removeprefix("SR_B"))
+            assert band.radsat_bit == fields[f"band{number}"], alias
+    assert oli.radsat_flags == {"terrain_occlusion": fields["occlusion"]}
