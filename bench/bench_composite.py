@@ -32,13 +32,21 @@ BANDS = ("red", "nir")
 DATES = (4, 16, 64)
 SIZE = 2048
 THREADS = 2
+VALID_DN = (7273, 43636)  # Landsat C2 L2 SR valid range (configs/methods/mask.yaml valid_range)
+
+
+def _rules() -> Any:
+    from eqi.resources import load_profile
+    from eqi.science.mask import MaskRules
+
+    return MaskRules.from_profile(load_profile("mask"))
 
 
 def _qa_bad_bits() -> int:
-    from eqi.science.mask import DEFAULT_QA_BAD, QA_PIXEL_BITS
+    from eqi.science.mask import QA_PIXEL_BITS
 
     bits = 1 << QA_PIXEL_BITS["fill"]
-    for name in DEFAULT_QA_BAD:
+    for name in _rules().qa_pixel_bad:
         bits |= 1 << QA_PIXEL_BITS[name]
     return bits
 
@@ -55,15 +63,14 @@ def _ours_work(items: list, geobox: Any) -> Callable[[], dict[str, np.ndarray]]:
     from eqi.io.load import group_items, load_group
     from eqi.pipeline.stack import prepare_inputs
     from eqi.science.composite import composite
-    from eqi.science.mask import MaskRules
+
+    rules = _rules()
 
     def work() -> dict[str, np.ndarray]:
         with dask.config.set(scheduler="threads", num_workers=THREADS):
             groups = group_items(items, list(BANDS))
             loaded = [load_group(g, geobox, chunk=512) for g in groups]
-            inputs = prepare_inputs(
-                groups, loaded, list(BANDS), rules=MaskRules()
-            )
+            inputs = prepare_inputs(groups, loaded, list(BANDS), rules=rules)
             comp = composite(inputs)
             # blocks written into preallocated arrays, as a windowed writer would (no final concat)
             out = {k: np.empty(comp[k].shape, comp[k].dtype) for k in ("red", "nir", "count")}
@@ -88,6 +95,8 @@ def _baseline_work(items: list, geobox: Any) -> Callable[[], dict[str, np.ndarra
             pool=THREADS,
         )
         clear = ((ds["qa_pixel"] & bad) == 0) & (ds["red"] != 0) & (ds["nir08"] != 0)
+        for var in ("red", "nir08"):  # USGS valid range of SR DN (reflectance 0-1), as eqi masks
+            clear = clear & (ds[var] >= VALID_DN[0]) & (ds[var] <= VALID_DN[1])
         out: dict[str, Any] = {}
         for name, var in (("red", "red"), ("nir", "nir08")):
             reflectance = (ds[var].astype(np.float32) * scale + offset).where(clear)

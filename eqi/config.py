@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from eqi.errors import ConfigError
 from eqi.geo.crs import crs_string, parse_crs
 from eqi.products import expand_products
-from eqi.science.mask import DEFAULT_QA_BAD, DEFAULT_SCL_BAD, QA_PIXEL_BITS
+from eqi.science.mask import QA_PIXEL_BITS
 from eqi.sensors import check_bands, check_collections
 
 __all__ = [
@@ -68,17 +68,26 @@ class SeasonWindow(BaseModel):
 
 
 class MaskConfig(BaseModel):
-    """Which QA_PIXEL flags and SCL classes count as not clear; optional buffer in pixels."""
+    """Overrides of the ``mask`` method profile (``configs/methods/mask.yaml``); None = the profile's value.
+
+    ``qa_pixel_bad`` QA_PIXEL flags and ``scl_bad`` SCL classes that count as not clear;
+    ``buffer_px`` buffer in pixels; ``valid_range`` masks reflectance outside [0, 1];
+    ``radsat`` masks saturated pixels (QA_RADSAT); ``s2_offset_check`` what a disagreement
+    between a Sentinel-2 scene's metadata and its pixels about the BOA offset does.
+    """
 
     model_config = ConfigDict(extra="forbid")
-    qa_pixel_bad: list[str] = Field(default_factory=lambda: list(DEFAULT_QA_BAD))
-    scl_bad: list[int] = Field(default_factory=lambda: list(DEFAULT_SCL_BAD))
-    buffer_px: int = Field(0, ge=0, le=20)
+    qa_pixel_bad: list[str] | None = None
+    scl_bad: list[int] | None = None
+    buffer_px: int | None = Field(None, ge=0, le=20)
+    valid_range: bool | None = None
+    radsat: bool | None = None
+    s2_offset_check: Literal["error", "use-data", "off"] | None = None
 
     @field_validator("qa_pixel_bad")
     @classmethod
-    def _known_bits(cls, value: list[str]) -> list[str]:
-        unknown = [v for v in value if v not in QA_PIXEL_BITS or v in {"fill", "clear"}]
+    def _known_bits(cls, value: list[str] | None) -> list[str] | None:
+        unknown = [v for v in value or [] if v not in QA_PIXEL_BITS or v in {"fill", "clear"}]
         if unknown:
             raise ValueError(
                 f"unknown QA_PIXEL flag(s) {unknown}; choose from dilated_cloud, cirrus, cloud, "
@@ -88,8 +97,8 @@ class MaskConfig(BaseModel):
 
     @field_validator("scl_bad")
     @classmethod
-    def _known_classes(cls, value: list[int]) -> list[int]:
-        bad = [v for v in value if not 1 <= v <= 11]
+    def _known_classes(cls, value: list[int] | None) -> list[int] | None:
+        bad = [v for v in value or [] if not 1 <= v <= 11]
         if bad:
             raise ValueError(f"SCL classes must be 1..11 (0 is always nodata); got {bad}")
         return value
@@ -123,7 +132,11 @@ class RseiOptions(BaseModel):
         "composite on the same grid (option 2, mixed resolution, documented in the metadata)",
     )
     min_observations: int | None = Field(
-        None, ge=1, description="override the profile's minimum clear observations per pixel"
+        None,
+        ge=1,
+        description="minimum clear observations per pixel, applied to every pixel (strict); "
+        "unset = the rsei profile's rule, which only applies where a pixel was observed more "
+        "than once (configs/methods/rsei.yaml)",
     )
     mode: Literal["per-year", "pooled"] = "pooled"  # pooled adds a multi-year product per region
 

@@ -21,7 +21,7 @@ Output layout::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from eqi.geo.regions import Region, load_regions
 from eqi.io.catalog import resolve_collections
 from eqi.io.stac import eqi_version
 from eqi.params import Param, Profile
+from eqi.pipeline.masking import mask_profile
 from eqi.pipeline.tasks import params_hash
 from eqi.products import REGISTRY, expand_products, requirements
 from eqi.resources import PROFILE_NAMES, load_profile
@@ -68,8 +69,7 @@ class StackSpec:
             "collections": list(self.collections),
             "season": self.season,
             "grid": self.grid.describe(),
-            "mask": {"qa_pixel_bad": list(self.mask.qa_pixel_bad), "scl_bad": list(self.mask.scl_bad),
-                     "buffer_px": self.mask.buffer_px},
+            "mask": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.mask).items()},
             "max_cloud_cover": self.max_cloud_cover,
             "s2_boa_offset": self.s2_boa_offset,
             "require_mask": self.require_mask,
@@ -186,6 +186,7 @@ def profiles_for(config: RunConfig) -> dict[str, Profile]:
         profiles["rsei"] = profiles["rsei"].with_overrides({"min_observations": Param(
             config.rsei.min_observations, "[D]", "run configuration override (rsei.min_observations)"
         )})  # fmt: skip
+    profiles["mask"] = mask_profile(config, profiles["mask"])  # the run config's mask: overrides
     return profiles
 
 
@@ -244,6 +245,11 @@ def _resampling_note(resampling: str, native: bool) -> str:
 SMEAR_BUFFER_PX = {"nearest": 0, "average": 1, "bilinear": 1, "cubic": 2}
 
 
+def _with_smear_buffer(rules: MaskRules, resampling: str) -> MaskRules:
+    """The mask buffer grown to what a non-nearest resampling needs (clouds must not smear)."""
+    return replace(rules, buffer_px=max(rules.buffer_px, SMEAR_BUFFER_PX[resampling]))
+
+
 def build_plan(config: RunConfig, *, regions: Sequence[Region] | None = None,
                anchor: tuple[float, float] | None = None, native: bool = False) -> Plan:
     """Resolve ``config`` into a :class:`Plan` (no search, no raster I/O).
@@ -263,8 +269,7 @@ def build_plan(config: RunConfig, *, regions: Sequence[Region] | None = None,
     stack = StackSpec(
         source=config.source, collections=tuple(resolve_collections(config.source, config.collections)),
         season=config.season, grid=grid,
-        mask=MaskRules(tuple(config.mask.qa_pixel_bad), tuple(config.mask.scl_bad),
-                       max(config.mask.buffer_px, SMEAR_BUFFER_PX[config.resampling])),
+        mask=_with_smear_buffer(MaskRules.from_profile(profiles["mask"]), config.resampling),
         max_cloud_cover=config.max_cloud_cover, s2_boa_offset=config.s2_boa_offset,
         require_mask=config.require_mask, percentiles=tuple(config.composite.percentiles),
         min_clear=config.composite.min_clear, resampling=config.resampling, chunk=config.chunk,

@@ -7,6 +7,18 @@ returns a float32 :class:`xarray.DataArray` on the same grid.  Nothing is comput
 Dask-backed Dataset the result is a lazy Dask graph, on a NumPy-backed one a NumPy array.
 Non-finite results (e.g. 0/0) are NaN.
 
+Input rule (indices never leave their mathematical range): a reflectance input outside [0, 1]
+(spec §0.2) or NaN makes the index NaN at that pixel.  With every input in [0, 1] the normalised
+differences (NDVI, NDWI, MNDWI, NDBI, SI) lie in [-1, 1] or are 0/0 = NaN, and so does IBI: its
+parts 2 S1/(S1+N) and N/(N+R) + G/(G+S1) are both in [0, 2], so their normalised difference is in
+[-1, 1]; a part that is 0/0 (e.g. S1 = N = 0) is NaN and so is IBI.  No clipping is needed:
+float rounding is monotonic, so |a - b| <= a + b holds in float32 too.  The values IBI reached
+before this rule (+-4e3) came from negative reflectance, i.e. tiny or negative denominators.
+
+Sentinel-2 NIR (spec §6.1: "B8A (or B8)"): ``indices.yaml`` ``nir_band`` names the band whose
+composite serves as ``nir`` for Sentinel-2 scenes (default ``nir08`` = B8A, the band that matches
+OLI B5); the composite stage takes it per observation (:func:`nir_sources`).
+
 Where the Awesome Spectral Indices catalogue (``spyndex``) defines the same formula, it is the
 implementation: NDVI, EVI, SAVI, NDWI, MNDWI, NDBI and SI (= spyndex ``BI``, "Bare Soil Index").
 IBI, NDBSI, WET and LST follow spec §6.1 directly (spyndex has no tasseled-cap wetness, no LST,
@@ -16,7 +28,7 @@ per-sensor wetness coefficients come from ``configs/methods/indices.yaml``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +37,7 @@ import spyndex
 import xarray as xr
 
 from eqi.errors import BandError, ConfigError, ThermalSourceError
+from eqi.params import param_value
 
 __all__ = [
     "IndexInfo",
@@ -36,6 +49,10 @@ __all__ = [
     "required_bands",
     "compute_index",
     "wetness_coefficients",
+    "wetness_sets",
+    "nir_sources",
+    "bandpass_coefficients",
+    "REFLECTANCE_RANGE",
     "ndvi",
     "evi",
     "savi",
@@ -53,6 +70,8 @@ __all__ = [
 SENSORS: tuple[str, ...] = ("landsat5", "landsat7", "landsat8", "landsat9", "sentinel2")
 
 KELVIN_AT_0C = 273.15  # physical definition of the Celsius scale, not a method parameter
+REFLECTANCE_RANGE = (0.0, 1.0)  # spec §0.2: reflectance is unitless in [0, 1]
+_NOT_REFLECTANCE = frozenset({"lwir"})
 
 THERMAL_OPTIONS = (
     "Options (spec §6.1 Heat): 1) run RSEI on a Landsat 8/9 composite (all four components on the "
@@ -133,7 +152,14 @@ def _bands(ds: xr.Dataset, names: tuple[str, ...], index: str) -> dict[str, xr.D
             f"index '{index}' needs band(s) {', '.join(missing)} that the composite lacks "
             f"(has: {', '.join(map(str, ds.data_vars)) or 'nothing'}); load these bands"
         )
-    return {n: ds[n].astype(np.float32, copy=False) for n in names}
+    out = {}
+    for n in names:
+        band = ds[n].astype(np.float32, copy=False)
+        if n not in _NOT_REFLECTANCE:  # the input rule of the module docstring
+            lo, hi = np.float32(REFLECTANCE_RANGE[0]), np.float32(REFLECTANCE_RANGE[1])
+            band = band.where((band >= lo) & (band <= hi))
+        out[n] = band
+    return out
 
 
 def _finish(da: xr.DataArray, name: str) -> xr.DataArray:
@@ -265,16 +291,64 @@ def wetness_coefficients(
     return set_id, coeffs
 
 
+def wetness_sets(
+    sensors: Sequence[str], params: Mapping[str, Any]
+) -> dict[str, tuple[str, dict[str, float]]]:
+    """``{sensor: (set id, coefficients)}`` for per-observation wetness in the composite stage."""
+    return {s: wetness_coefficients(s, params) for s in sensors}
+
+
+def nir_sources(params: Mapping[str, Any]) -> dict[str, str]:
+    """``{sensor: alias}`` of sensors whose ``nir`` composite comes from another band (``nir_band``)."""
+    table = _params(params).get("nir_band", {})
+    out = {}
+    for sensor, entry in table.items():
+        alias = str(param_value(entry))
+        if alias not in ("nir", "nir08"):
+            raise ConfigError(f"indices.yaml nir_band.{sensor} must be 'nir' or 'nir08', got {alias!r}")
+        if alias != "nir":
+            out[str(sensor)] = alias
+    return out
+
+
+def bandpass_coefficients(params: Mapping[str, Any]) -> dict[str, dict[str, tuple[float, float]]]:
+    """``{platform: {alias: (slope, intercept)}}`` of the bandpass adjustment in ``indices.yaml``."""
+    cfg = _params(params)["bandpass_adjustment"]
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for platform, set_id in cfg["platform_sets"].items():
+        set_id = str(param_value(set_id))
+        if set_id not in cfg["sets"]:
+            raise ConfigError(f"bandpass set {set_id!r} of {platform} not in indices.yaml; known: {', '.join(cfg['sets'])}")
+        lines = cfg["sets"][set_id]["coefficients"]
+        out[str(platform)] = {str(a): (float(v[0]), float(v[1])) for a, v in lines.items()}
+    return out
+
+
 def wet(
     ds: xr.Dataset, params: Mapping[str, Any], set_id: str | None = None
 ) -> xr.DataArray:
     """Tasseled-cap wetness = sum of coefficient x reflectance, unitless (spec §6.1).
 
-    The coefficient set is chosen by ``ds.attrs["sensor"]`` (or ``set_id``); Sentinel-2 needs
-    ``coastal, blue, green, red, rededge1-3, nir, nir08, nir09, swir16, swir22``.  The set id is
-    recorded in ``attrs["tasseled_cap_set"]``.
+    A composite that already holds ``wet`` (per-observation wetness, each scene with its own
+    sensor's set: :func:`eqi.science.composite.composite` with ``wetness``) returns it, unless
+    ``set_id`` asks for another set.  Otherwise the set is chosen by ``ds.attrs["sensor"]``
+    (or ``set_id``) and applied to the composite's reflectance; Sentinel-2 needs ``coastal,
+    blue, green, red, rededge1-3, nir, nir08, nir09, swir16, swir22``.  The set id is recorded in
+    ``attrs["tasseled_cap_set"]``.
     """
-    set_id, coeffs = wetness_coefficients(_sensor(ds), params, set_id)
+    if "wet" in ds.data_vars and set_id is None:
+        out = _finish(ds["wet"], "wet")
+        out.attrs.update({k: v for k, v in ds["wet"].attrs.items() if k.startswith("tasseled_cap") or k == "method"})
+        return out
+    sensor = _sensor(ds)
+    set_id, coeffs = wetness_coefficients(sensor, params, set_id)
+    remapped = str(ds.attrs.get("nir_sources", ""))
+    if "nir" in coeffs and f"{sensor}:" in remapped.replace(" ", ""):
+        raise ConfigError(
+            f"this {sensor} composite's 'nir' is taken from another band ({remapped}), so the "
+            f"{set_id} wetness (which weights B08 'nir' and B8A 'nir08' separately) cannot be computed "
+            "from it; compute wetness per observation in the composite stage (composite(..., wetness=...))"
+        )
     b = _bands(ds, tuple(coeffs), "wet")
     total: xr.DataArray | None = None
     for alias, c in coeffs.items():  # fixed order -> identical rounding on every chunk
@@ -351,4 +425,8 @@ def required_bands(name: str, sensor: str, params: Mapping[str, Any]) -> set[str
     bands = INDEX_INFO[name].bands
     if bands is None:  # wet
         return set(wetness_coefficients(sensor, params)[1])
-    return set(bands)
+    out = set(bands)
+    source = nir_sources(params).get(sensor)
+    if "nir" in out and source:  # the sensor's nir composite is made from this band
+        out.add(source)
+    return out

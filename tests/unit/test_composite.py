@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import dask.array as da
 import numpy as np
 import pytest
+from scene_stacks import groups_for, landsat_item, loaded, s2_item
 
+from eqi.errors import BandError
+from eqi.params import Profile
+from eqi.pipeline.stack import composite_options, prepare_inputs
+from eqi.resources import load_profile
+from eqi.science import indices
 from eqi.science.composite import CompositeInputs, _reduce_block, composite, nan_quantiles
+from eqi.science.mask import MaskRules
 
 
 @pytest.mark.parametrize("q", [0.0, 0.1, 0.5, 0.9, 1.0])
@@ -60,3 +69,142 @@ def test_composite_no_clear_observation_is_nan_and_count_zero() -> None:
     assert result["red"].dtype == np.float32
     np.testing.assert_allclose(result["red"].values[1, 1], 5000 * 2.75e-5 - 0.2, rtol=1e-6)
     assert "red_p10" in result
+
+
+# ------------------------------------------------------------------ per-observation sensor logic
+
+
+IDX = load_profile("indices")
+RULES = MaskRules.from_profile(load_profile("mask"))
+SIX = ("blue", "green", "red", "nir", "swir16", "swir22")
+# tasseled-cap wetness coefficients typed from spec §6.1 (Blue, Green, Red, NIR, SWIR1, SWIR2)
+ETM_HUANG2002 = (0.2626, 0.2141, 0.0926, 0.0656, -0.7629, -0.5388)
+OLI_BAIG2014 = (0.1511, 0.1973, 0.3283, 0.3407, -0.7117, -0.4559)
+CLEAR, CLOUD = 21824, 22280
+
+
+def _rho(dn: np.ndarray) -> np.ndarray:
+    return dn.astype(np.float64) * 2.75e-5 - 0.2  # Landsat C2 L2 scaling (spec §0.3)
+
+
+def _dn(values) -> np.ndarray:
+    return np.rint((np.asarray(values, dtype=np.float64) + 0.2) / 2.75e-5).astype(np.uint16)
+
+
+def _day(month: int, day: int) -> datetime:
+    return datetime(2015, month, day, 3, 30, tzinfo=UTC)
+
+
+def test_mixed_landsat7_and_8_wetness_follows_each_observation() -> None:
+    # one pixel, three observations: L7 on 07-01, L8 on 07-09 and 07-25 (Blue..SWIR2 reflectance)
+    l7 = _dn([[0.05, 0.08, 0.06, 0.30, 0.20, 0.10]])
+    l8 = _dn([[0.04, 0.07, 0.05, 0.35, 0.15, 0.08], [0.06, 0.09, 0.08, 0.25, 0.22, 0.14]])
+    items = [landsat_item("landsat7", _day(7, 1), SIX), landsat_item("landsat8", _day(7, 9), SIX),
+             landsat_item("landsat8", _day(7, 25), SIX)]  # fmt: skip
+    groups = groups_for(items, SIX)
+    assert [g.sensor.id for g in groups] == ["landsat7", "landsat8"]
+    data = []
+    for g, dn in zip(groups, (l7, l8), strict=True):
+        nt = len(g.items)
+        arrays = {b: dn[:, j].reshape(nt, 1, 1) for j, b in enumerate(SIX)}
+        arrays["qa_pixel"] = np.full((nt, 1, 1), CLEAR, np.uint16)
+        data.append(loaded(g, arrays))
+    inputs = prepare_inputs(groups, data, list(SIX), rules=RULES)
+    assert inputs.slice_sensors == ("landsat7", "landsat8", "landsat8")
+    comp = composite(inputs, **composite_options(inputs, IDX, wet=True)).compute()
+
+    # hand computation: WET per observation with its own sensor's set, then the median of three
+    w7 = float(np.dot(_rho(l7[0]), ETM_HUANG2002))
+    w8 = [float(np.dot(_rho(row), OLI_BAIG2014)) for row in l8]
+    expected = float(np.median([w7, *w8]))
+    assert comp["wet"].values[0, 0] == pytest.approx(expected, abs=1e-6)
+    # ... which is not the wetness of the median reflectance, with either set
+    median_rho = np.median(_rho(np.vstack([l7, l8])), axis=0)
+    for coeffs in (ETM_HUANG2002, OLI_BAIG2014):
+        assert abs(float(np.dot(median_rho, coeffs)) - expected) > 5e-3
+    assert comp["wet"].attrs["tasseled_cap_sets"] == "landsat7: etm_huang2002, landsat8: oli_baig2014"
+    # the index layer takes the per-observation wetness from the composite
+    np.testing.assert_array_equal(indices.wet(comp, IDX).values, comp["wet"].values)
+
+
+def test_wetness_skips_cloudy_observations_and_is_only_computed_when_asked() -> None:
+    dn = _dn([[0.05, 0.08, 0.06, 0.30, 0.20, 0.10], [0.04, 0.07, 0.05, 0.35, 0.15, 0.08],
+              [0.06, 0.09, 0.08, 0.25, 0.22, 0.14]])  # fmt: skip
+    items = [landsat_item("landsat8", _day(7, d), SIX) for d in (1, 17, 25)]
+    (group,) = groups_for(items, SIX)
+    arrays = {b: dn[:, j].reshape(3, 1, 1) for j, b in enumerate(SIX)}
+    arrays["qa_pixel"] = np.array([CLOUD, CLEAR, CLEAR], np.uint16).reshape(3, 1, 1)
+    inputs = prepare_inputs([group], [loaded(group, arrays)], list(SIX), rules=RULES)
+    assert "wet" not in composite(inputs)
+    comp = composite(inputs, **composite_options(inputs, IDX, wet=True)).compute()
+    w = [float(np.dot(_rho(row), OLI_BAIG2014)) for row in dn[1:]]
+    assert comp["wet"].values[0, 0] == pytest.approx(np.mean(w), abs=1e-6)  # median of two
+
+
+S2_BANDS = ("coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08",
+            "nir09", "swir16", "swir22")  # fmt: skip
+# Nedkov (2017) MSI wetness, spec §6.1, same band order as S2_BANDS (B10 dropped)
+NEDKOV = (0.0649, 0.1363, 0.2802, 0.3072, 0.5288, 0.1379, -0.0001, -0.0807, -0.1389, -0.0302, -0.4064, -0.5602)
+
+
+def _s2_dn(rho) -> np.ndarray:
+    return np.rint(np.asarray(rho) * 1e4 + 1000).astype(np.uint16)  # baseline >= 04.00
+
+
+def _mixed(bandpass: bool):
+    rho_s2 = np.array([0.02, 0.04, 0.07, 0.05, 0.10, 0.25, 0.30, 0.33, 0.36, 0.30, 0.18, 0.09])
+    l8 = landsat_item("landsat8", _day(7, 1), ("coastal", *SIX))
+    s2 = s2_item(_day(7, 3), S2_BANDS, platform="sentinel-2a")
+    groups = groups_for([l8, s2], S2_BANDS)
+    data = []
+    for g in groups:
+        if g.sensor.id == "landsat8":  # cloudy: the composite is the Sentinel-2 observation alone
+            arrays = {b: np.full((1, 1, 1), 12000, np.uint16) for b in g.bands}
+            arrays["qa_pixel"] = np.full((1, 1, 1), CLOUD, np.uint16)
+        else:
+            arrays = {b: _s2_dn(rho_s2[j]).reshape(1, 1, 1) for j, b in enumerate(S2_BANDS)}
+            arrays["scl"] = np.full((1, 1, 1), 4, np.uint8)
+        data.append(loaded(g, arrays))
+    inputs = prepare_inputs(groups, data, list(S2_BANDS), rules=RULES)
+    profile = IDX
+    if bandpass:
+        raw = IDX.to_dict()
+        raw["bandpass_adjustment"]["enabled"]["value"] = True
+        profile = Profile("indices", raw)
+    options = composite_options(inputs, profile, wet=True)
+    assert ("bandpass" in options) == bandpass
+    return rho_s2, composite(inputs, **options).compute()
+
+
+def test_sentinel2_nir_is_b8a_and_its_wetness_uses_b08_and_b8a() -> None:
+    rho, comp = _mixed(bandpass=False)
+    # spec §6.1: Sentinel-2 NIR = B8A (indices.yaml nir_band); the composite's nir is B8A's value
+    assert comp["nir"].values[0, 0] == pytest.approx(rho[8], abs=1e-6)
+    assert comp["nir08"].values[0, 0] == pytest.approx(rho[8], abs=1e-6)
+    assert comp.attrs["nir_sources"] == "sentinel2: nir08"
+    assert comp["wet"].values[0, 0] == pytest.approx(float(np.dot(rho, NEDKOV)), abs=1e-5)
+    ndvi = (rho[8] - rho[3]) / (rho[8] + rho[3])
+    assert float(indices.ndvi(comp).values[0, 0]) == pytest.approx(ndvi, abs=1e-5)
+
+
+def test_hls_bandpass_adjustment_of_sentinel2a_in_a_mixed_composite() -> None:
+    rho, comp = _mixed(bandpass=True)
+    # HLS S2A -> OLI lines (hls.gsfc.nasa.gov bandpass-adjustment table): red 0.9765 x + 0.0009,
+    # NIR (B8A) 0.9983 x - 0.0001; red edge has no line
+    assert comp["red"].values[0, 0] == pytest.approx(0.9765 * rho[3] + 0.0009, abs=1e-6)
+    assert comp["nir"].values[0, 0] == pytest.approx(0.9983 * rho[8] - 0.0001, abs=1e-6)
+    assert comp["rededge1"].values[0, 0] == pytest.approx(rho[4], abs=1e-6)
+    # wetness keeps the sensor's own reflectance (Nedkov coefficients are for MSI)
+    assert comp["wet"].values[0, 0] == pytest.approx(float(np.dot(rho, NEDKOV)), abs=1e-5)
+    assert "red" in comp.attrs["bandpass_adjusted"] and comp.attrs["bandpass_platforms"] == "sentinel-2a"
+
+
+def test_nir08_missing_for_sentinel2_is_a_clear_error() -> None:
+    s2 = s2_item(_day(7, 3), ("red", "nir"))
+    (group,) = groups_for([s2], ("red", "nir"))
+    arrays = {"red": np.full((1, 1, 1), 1500, np.uint16), "nir": np.full((1, 1, 1), 4000, np.uint16),
+              "scl": np.full((1, 1, 1), 4, np.uint8)}  # fmt: skip
+    inputs = prepare_inputs([group], [loaded(group, arrays)], ["red", "nir"], rules=RULES)
+    with pytest.raises(BandError, match="nir08"):
+        composite(inputs, **composite_options(inputs, IDX, wet=False))
+    assert {"nir", "nir08", "red"} == indices.required_bands("ndvi", "sentinel2", IDX)

@@ -206,7 +206,9 @@ def test_required_bands_and_errors():
     assert {"coastal", "rededge3", "nir08", "nir09"} <= indices.required_bands("wet", "sentinel2", IDX)
     assert "lwir" in indices.required_bands("rsei", "landsat8", IDX)
     assert "lwir" not in indices.required_bands("rsei3", "sentinel2", IDX)
-    assert indices.required_bands("fvc", "sentinel2", IDX) == {"nir", "red", "green", "swir16"}  # + water mask
+    # + water mask; Sentinel-2's nir composite is made from B8A (indices.yaml nir_band, spec §6.1)
+    assert indices.required_bands("fvc", "sentinel2", IDX) == {"nir", "nir08", "red", "green", "swir16"}
+    assert indices.required_bands("fvc", "landsat8", IDX) == {"nir", "red", "green", "swir16"}
     with pytest.raises(ConfigError, match="unknown index"):
         indices.required_bands("foo", "landsat8", IDX)
     with pytest.raises(ConfigError, match="unknown sensor"):
@@ -224,3 +226,49 @@ def test_index_info_covers_registry_and_config_is_tagged():
     for s in cfg["tasseled_cap_wetness"]["sets"].values():
         assert s["tag"] and s["source"]
     assert cfg["tasseled_cap_wetness"]["sensor_sets"]["landsat9"] == "oli_baig2014"
+
+
+def test_reflectance_outside_0_1_makes_the_index_nan_and_ranges_hold():
+    # Liverpool-like water pixel: negative NIR and SWIR1 (DN below 7273); IBI by hand would be huge
+    s1, n, r, g, b = -0.0010, 0.0011, 0.02, 0.03, 0.04
+    built, vw = 2 * s1 / (s1 + n), n / (n + r) + g / (g + s1)
+    assert abs((built - vw) / (built + vw)) > 1  # the formula itself leaves [-1, 1]
+    ds = xr.Dataset(
+        {k: ("pixel", np.array([v, 0.2], np.float32)) for k, v in
+         {"swir16": s1, "nir": n, "red": r, "green": g, "blue": b}.items()},
+        attrs={"sensor": "landsat8"},
+    )  # second pixel: all 0.2
+    for name in ("ibi", "ndbsi", "mndwi", "si", "ndbi"):  # every index using SWIR1
+        values = indices.compute_index(name, ds, IDX).values
+        assert np.isnan(values[0]) and np.isfinite(values[1]), name
+    assert indices.ndvi(ds).values[0] == pytest.approx((n - r) / (n + r), rel=1e-5)  # its inputs are valid
+    assert indices.ndvi(ds).values[1] == 0.0
+    # reflectance above 1 (saturated / bright cloud residue) is invalid too
+    bright = ds.assign(nir=("pixel", np.array([1.2, 0.5], np.float32)))
+    assert np.isnan(indices.ndvi(bright).values[0]) and np.isfinite(indices.ndvi(bright).values[1])
+    # exhaustive corners of [0, 1]^5: every index stays in [-1, 1] (0/0 -> NaN)
+    grid = np.array(np.meshgrid(*[[0.0, 1e-6, 0.5, 1.0]] * 5)).reshape(5, -1).astype(np.float32)
+    corner = xr.Dataset({k: ("pixel", grid[i]) for i, k in enumerate(("swir16", "nir", "red", "green", "blue"))})
+    for name in ("ibi", "ndbsi", "ndvi", "mndwi", "si", "ndbi", "ndwi"):
+        values = indices.compute_index(name, corner, IDX).values
+        finite = values[np.isfinite(values)]
+        assert finite.min() >= -1 and finite.max() <= 1, name
+
+
+def test_wet_from_a_composite_whose_nir_is_b8a_is_refused():
+    ds = xr.Dataset(
+        {k: ("pixel", np.array([0.1], np.float32)) for k in
+         ("coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08", "nir09", "swir16", "swir22")},
+        attrs={"sensor": "sentinel2", "nir_sources": "sentinel2: nir08"},
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="per observation"):
+        indices.wet(ds, IDX)
+
+
+def test_bandpass_and_nir_profile_entries_are_tagged():
+    assert indices.nir_sources(IDX) == {"sentinel2": "nir08"}
+    lines = indices.bandpass_coefficients(IDX)
+    assert lines["sentinel-2a"]["red"] == (0.9765, 0.0009) and lines["sentinel-2b"]["nir08"] == (0.9966, 0.0)
+    cfg = IDX["bandpass_adjustment"]
+    assert all(s["tag"] and s["source"] for s in cfg["sets"].values())
+    assert cfg["enabled"]["value"] is False
