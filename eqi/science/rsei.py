@@ -42,6 +42,7 @@ __all__ = [
     "water_mask_from_mndwi",
     "profile_water_mask",
     "require_thermal",
+    "min_observations_mask",
     "components_from_indices",
     "fit_rsei_model",
     "apply_rsei_model",
@@ -88,6 +89,9 @@ class RseiComponents:
     usable: xr.DataArray
     sensor: str | None = None
     label: str = ""
+    # (setting, hint, kept pixels) of every rule folded into ``usable``, in the order applied:
+    # names the rule when a year is left without valid pixels
+    rules: tuple[tuple[str, str, xr.DataArray], ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -147,6 +151,35 @@ def require_thermal(ds: xr.Dataset) -> None:
         )
 
 
+def min_observations_mask(
+    obs_count: xr.DataArray, observed: xr.DataArray | None, params: Mapping[str, Any]
+) -> tuple[xr.DataArray, str, str]:
+    """Pixels kept by the ``min_observations`` rule of ``rsei.yaml``: (mask, setting, hint).
+
+    Scope ``multi-scene`` (the profile's default): a pixel needs ``min(value, observed)`` clear
+    observations, where ``observed`` is the number of scenes with data at the pixel; so a pixel
+    seen by one scene keeps its one clear observation (one-scene RSEI, the usual case in RSEI
+    studies), while a pixel the season saw several times needs ``value`` clear ones.  Scope
+    ``strict`` (a value set in the run config; or ``observed`` unknown): ``value`` everywhere.
+    """
+    entry = params["min_observations"]
+    need = int(param_value(entry))
+    scope = str(entry.get("scope", "strict")) if isinstance(entry, Mapping) else "strict"
+    if scope not in ("multi-scene", "strict"):
+        raise ConfigError(f"rsei.min_observations.scope must be 'multi-scene' or 'strict', got {scope!r}")
+    if scope == "multi-scene" and observed is not None:
+        required = np.minimum(observed.astype(np.int32), need)
+        setting = f"rsei.min_observations = {need} (scope multi-scene: where a pixel was observed more than once)"
+    else:
+        required = need
+        setting = f"rsei.min_observations = {need}"
+    hint = (
+        "set 'rsei: {min_observations: 1}' in the run config to accept pixels with a single clear "
+        "observation, or widen the season so more clear scenes enter the composite"
+    )
+    return (obs_count >= required).rename("min_observations"), setting, hint
+
+
 def profile_water_mask(
     mndwi: xr.DataArray, params: Mapping[str, Any] | None = None, extra: xr.DataArray | None = None
 ) -> xr.DataArray:
@@ -170,6 +203,7 @@ def components_from_indices(
     variant: str,
     water_mask: xr.DataArray | None = None,
     obs_count: xr.DataArray | None = None,
+    observed: xr.DataArray | None = None,
     sensor: str | None = None,
     label: str = "",
     params: Mapping[str, Any] | None = None,
@@ -179,8 +213,9 @@ def components_from_indices(
     ``layers`` holds the variant's components (``ndvi, wet, lst, ndbsi`` or the ``rsei3`` set),
     e.g. :func:`eqi.science.indices.compute_index` of the composite (LST may come from another
     composite on the same grid, spec §6.1 Heat option 2); water (MNDWI above the profile
-    threshold, buffered, OR ``water_mask``) and pixels with fewer than ``min_observations``
-    clear observations (``obs_count``) are excluded.
+    threshold, buffered, OR ``water_mask``) and pixels with too few clear observations
+    (``obs_count``; :func:`min_observations_mask`, with ``observed`` = scenes with data at the
+    pixel for its multi-scene scope) are excluded.
 
     Raises :class:`InputError` when the layers are not on one grid (same coordinates).
     """
@@ -191,7 +226,7 @@ def components_from_indices(
     if missing:
         raise InputError(f"RSEI components missing: {', '.join(missing)}")
     grids = [layers[n] for n in VARIANTS[variant]] + [mndwi]
-    grids += [g for g in (water_mask, obs_count) if g is not None]
+    grids += [g for g in (water_mask, obs_count, observed) if g is not None]
     try:
         xr.align(*grids, join="exact")
     except ValueError as exc:
@@ -199,11 +234,61 @@ def components_from_indices(
             f"the RSEI component layers are not on one grid ({exc}); resample every layer "
             "(e.g. a Landsat LST composite) to the composite grid first"
         ) from None
-    usable = ~profile_water_mask(mndwi, p, water_mask)
+    land = ~profile_water_mask(mndwi, p, water_mask)
+    water_setting = (
+        f"the RSEI water mask (rsei.water.mndwi_threshold = {param_value(p['water']['mndwi_threshold'])}, "
+        f"buffer_pixels = {param_value(p['water']['buffer_pixels'])})"
+    )
+    rules = [(water_setting, "check the region: RSEI needs land pixels", land)]
+    usable = land
     if obs_count is not None:
-        usable = usable & (obs_count >= int(param_value(p["min_observations"])))
+        keep, setting, hint = min_observations_mask(obs_count, observed, p)
+        rules.append((setting, hint, keep))
+        usable = usable & keep
     ordered = {name: layers[name] for name in VARIANTS[variant]}
-    return RseiComponents(variant, ordered, usable.rename("usable"), sensor, label)
+    return RseiComponents(variant, ordered, usable.rename("usable"), sensor, label, tuple(rules))
+
+
+def _empty_year_error(parts: Sequence[RseiComponents], n_valid: int, k: int) -> InputError:
+    """An error naming the rule that left a year (its parts: tiles) with fewer than ``k + 1``
+    valid pixels: the first rule, in the order applied, after which too few pixels remain."""
+    c = parts[0]
+    lazy: list[Any] = []
+    for part in parts:
+        finite = None
+        for name in part.names:
+            f = np.isfinite(part.layers[name])
+            finite = f if finite is None else finite & f
+        assert finite is not None
+        steps = [finite, *(finite & keep for keep in _cumulative([r[2] for r in part.rules]))]
+        lazy.append([s.sum().data for s in steps])
+    computed = dask.compute(*lazy)
+    n_steps = min(len(v) for v in computed)
+    counts = [sum(int(v[i]) for v in computed) for i in range(n_steps)]
+    year = c.label or "?"
+    if counts[0] < k + 1:
+        return InputError(
+            f"RSEI year {year} has only {counts[0]} pixel(s) where all components "
+            f"({', '.join(c.names)}) are valid (clouds, the valid-range mask or missing data "
+            "elsewhere); check the composite and the region"
+        )
+    for (setting, hint, _), before, after in zip(c.rules, counts[:-1], counts[1:], strict=False):
+        if after < k + 1:
+            return InputError(
+                f"{setting} leaves no valid pixel for RSEI year {year}: {after} of {before} "
+                f"pixels with valid components remain (at least {k + 1} needed); {hint}"
+            )
+    return InputError(
+        f"RSEI year {year} has only {n_valid} valid pixels (water, masked or NaN elsewhere); "
+        "check the composite, the water mask and the region"
+    )
+
+
+def _cumulative(masks: Sequence[xr.DataArray]) -> list[xr.DataArray]:
+    out: list[xr.DataArray] = []
+    for m in masks:
+        out.append(m.astype(bool) if not out else out[-1] & m.astype(bool))
+    return out
 
 
 # ------------------------------------------------------------------------------------ the model
@@ -485,12 +570,9 @@ def _fit(
         n_valid_parts.append(part_valid[pos : pos + len(g)])
         pos += len(g)
     n_valid = tuple(sum(v) for v in n_valid_parts)
-    for c, n in zip(first, n_valid, strict=True):
+    for g, n in zip(groups, n_valid, strict=True):
         if n < k + 1:
-            raise InputError(
-                f"RSEI year {c.label or '?'} has only {n} valid pixels (water, masked or NaN "
-                "elsewhere); check the composite, the water mask and the region"
-            )
+            raise _empty_year_error(g, n, k)
 
     # pass 2: seeded sample per year, spread over its parts in proportion to their valid pixels
     blocks: list[np.ndarray] = []

@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 
 from eqi.errors import ConfigError, InputError, ThermalSourceError
+from eqi.params import Param
 from eqi.resources import load_profile
 from eqi.science import indices
 from eqi.science import rsei as _rsei
@@ -196,7 +197,7 @@ def _composite(sensor="landsat8", thermal=True, chunks=None) -> xr.Dataset:
     return ds.chunk(chunks) if chunks else ds
 
 
-def _pipeline_components(ds, *, variant="rsei", obs_count=None, lst_from=None):
+def _pipeline_components(ds, *, variant="rsei", obs_count=None, lst_from=None, observed=None, params=P, label=""):
     """RSEI components of a composite built the pipeline's way (eqi/pipeline/tile_stage.py,
     eqi/products.py): each component by indices.compute_index, LST from ``lst_from`` when given
     (heat option 2), the thermal check first, then rsei.components_from_indices with MNDWI."""
@@ -210,8 +211,8 @@ def _pipeline_components(ds, *, variant="rsei", obs_count=None, lst_from=None):
 
     layers = {n: index(n, heat if n == "lst" else ds) for n in _rsei.VARIANTS.get(variant, ())}
     return _rsei.components_from_indices(
-        layers, index("mndwi"), variant=variant, obs_count=obs_count,
-        sensor=ds.attrs.get("sensor"), params=P,
+        layers, index("mndwi"), variant=variant, obs_count=obs_count, observed=observed,
+        sensor=ds.attrs.get("sensor"), params=params, label=label,
     )  # fmt: skip
 
 
@@ -265,3 +266,48 @@ def test_sentinel2_without_thermal_needs_explicit_choice():
         _pipeline_components(s2, lst_from=landsat.isel(x=slice(0, 7)))
     with pytest.raises(ConfigError, match="variant"):
         _pipeline_components(s2, variant="mrsei")
+
+
+# ------------------------------------------------- minimum observations: multi-scene scope, errors
+
+
+def _grid(value):
+    return xr.DataArray(np.full((8, 8), value), dims=("y", "x"), coords=_composite().coords)
+
+
+def test_min_observations_applies_where_a_pixel_was_observed_more_than_once():
+    # (5,5): one scene, one clear obs -> kept; (6,6): 3 scenes, 1 clear -> out; (4,4): 3 scenes, 2 clear
+    count = _grid(2)
+    count[5, 5] = 1
+    count[6, 6] = 1
+    observed = _grid(3)
+    observed[5, 5] = 1
+    comps = _pipeline_components(_composite(), obs_count=count, observed=observed)
+    assert bool(comps.usable[5, 5]) and not bool(comps.usable[6, 6]) and bool(comps.usable[4, 4])
+    # a value set in the run config is strict (plan.profiles_for -> Param without scope)
+    strict = P.with_overrides({"min_observations": Param(2, "[D]", "run configuration override")})
+    comps = _pipeline_components(_composite(), obs_count=count, observed=observed, params=strict)
+    assert not bool(comps.usable[5, 5])
+
+
+def test_one_scene_rsei_runs_with_the_default_profile():
+    one = _grid(1)
+    rsei, _, model = R.compute_rsei(_pipeline_components(_composite(), obs_count=one, observed=one))
+    assert model.n_valid == (64 - 9,)  # only water and its buffer are out
+
+
+def test_rule_that_empties_rsei_names_itself_and_its_setting():
+    one, two = _grid(1), _grid(2)
+    comps = _pipeline_components(_composite(), obs_count=one, observed=two, label="2015")
+    with pytest.raises(InputError) as err:
+        R.compute_rsei(comps)
+    msg = str(err.value)
+    assert msg.startswith("rsei.min_observations = 2") and "2015" in msg
+    assert "min_observations: 1" in msg and "0 of 55" in msg
+    with pytest.raises(InputError, match="0 of 110 pixels"):  # two parts (tiles): counts summed
+        R.fit_rsei_model([[comps, comps]])
+    water = _composite()
+    water["green"][:] = 0.3
+    water["swir16"][:] = 0.02  # MNDWI > 0 everywhere
+    with pytest.raises(InputError, match="RSEI water mask .*mndwi_threshold = 0.0"):
+        R.compute_rsei(_pipeline_components(water))
