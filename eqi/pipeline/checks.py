@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dask
+import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -40,6 +41,11 @@ def _spread(n_y: int, n_x: int, max_blocks: int) -> list[tuple[int, int]]:
         return cells
     picks = np.linspace(0, len(cells) - 1, max_blocks).round().astype(int)
     return [cells[i] for i in sorted(set(picks.tolist()))]
+
+
+def _lazy(data: Any) -> da.Array:
+    """A loaded band as a Dask array with one chunk per date (NumPy-backed Datasets too)."""
+    return data if isinstance(data, da.Array) else da.from_array(data, chunks=(1, -1, -1))
 
 
 def offset_statistic(
@@ -107,7 +113,7 @@ def check_s2_offset(group: ItemGroup, ds: xr.Dataset, params: Mapping[str, Any])
     classes = tuple(int(c) for c in params["reference_scl_classes"])
     threshold = int(param_value(params["threshold_dn"]))
     stride = max(1, int(param_value(params["stride"])))
-    arr, scl = ds[band].data, ds[group.mask_alias].data
+    arr, scl = (_lazy(ds[name].data) for name in (band, group.mask_alias))
     cells = _spread(arr.numblocks[1], arr.numblocks[2], int(param_value(params["max_blocks"])))
     nt = ds.sizes["time"]
     lazy = [

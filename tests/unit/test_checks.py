@@ -104,3 +104,9 @@ def test_real_desert_tile_is_inconclusive_not_a_false_alarm(sample_data) -> None
     naive = {**PARAMS, "reference_scl_classes": [5]}
     with pytest.raises(ScalingError, match="carry the \\+1000 DN offset"):
         check_s2_offset(group, ds, naive)
+
+
+def test_numpy_backed_dataset_is_sampled_too() -> None:
+    _, group, ds = _case(False, baseline="05.09")
+    with pytest.raises(ScalingError):
+        check_s2_offset(group, ds.compute(), PARAMS)
