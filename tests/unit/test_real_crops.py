@@ -123,8 +123,12 @@ def test_liverpool_one_scene_rsei_minmax_keeps_ndbsi_loading(sample_data) -> Non
     dn = _read(sample_data, LIVERPOOL)
     _, comp = _composite([dn], [LIVERPOOL], [*SIX, "lwir"], wet=True)
     profile = load_profile("rsei")
-    comps = R.build_components(comp, obs_count=comp["count"], observed=comp["observed"],
-                               params=profile, index_params=IDX)  # fmt: skip
+    # the pipeline's way (eqi.products): components by compute_index, then components_from_indices
+    layers = {n: indices.compute_index(n, comp, IDX) for n in R.VARIANTS["rsei"]}
+    comps = R.components_from_indices(
+        layers, indices.compute_index("mndwi", comp, IDX), variant="rsei",
+        obs_count=comp["count"], observed=comp["observed"], params=profile,
+    )  # fmt: skip
     # one scene, default profile (min_observations 2, multi-scene scope): RSEI is computed
     _, _, model = R.compute_rsei(comps, normalisation="minmax", params=profile)
     load = model.loadings
