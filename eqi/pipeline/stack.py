@@ -249,6 +249,7 @@ def prepare_inputs(
         reasons=reasons,
         n_observations=n_obs,
         notes=tuple(notes),
+        range_checked=rules.valid_range,
     )
 
 

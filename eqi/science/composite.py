@@ -42,6 +42,7 @@ __all__ = ["CompositeInputs", "composite", "nan_quantiles", "mask_summary", "REF
 REFLECTANCE_RANGE: tuple[float, float] = (0.0, 1.0)  # spec §0.2: reflectance in [0, 1]
 
 _STRIP_ROWS = 32  # rows per strip inside a block: bounds the float working set
+_RHO_TOL = np.float32(1e-6)  # float32 rounding of DN x scale + offset at the valid-range limits
 
 
 def nan_quantiles(values: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
@@ -110,6 +111,8 @@ class CompositeInputs:
     reasons: Mapping[str, Any] = field(default_factory=dict)
     n_observations: int = 0
     notes: tuple[str, ...] = ()
+    # every reflective DN was checked against its valid range (MaskRules.valid_range)
+    range_checked: bool = False
 
     def sensor_of_slices(self) -> tuple[str, ...]:
         """Sensor id of every slice."""
@@ -160,6 +163,7 @@ def _reduce_block(
     min_clear: int,
     with_count: bool = False,
     source: np.ndarray | None = None,
+    clip: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """(t, y, x) masked DN -> (q, y, x) float32 physical values, strip by strip.
 
@@ -168,7 +172,9 @@ def _reduce_block(
     ``with_count`` a last layer holds the number of usable slices (the clear-observation count),
     so the stack is read by one task only.  With ``alternatives`` (other stacks of the same
     shape) slice ``t`` takes its DN from stack ``source[t]`` (0 = ``dn``); ``scale``, ``offset``
-    and ``nodata`` are then those of the chosen stack per slice.
+    and ``nodata`` are then those of the chosen stack per slice.  ``clip`` clamps the quantiles
+    to a range (float32 rounding of DN x scale + offset at the valid-range limits, e.g.
+    Sentinel-2 DN 1000 -> -7e-9).
     """
     stacks = [s if isinstance(s, list) else [s] for s in (dn, *alternatives)]
     height, width = stacks[0][0].shape[1:]
@@ -189,6 +195,8 @@ def _reduce_block(
         clear = ok.sum(axis=0)
         if min_clear > 1:
             q[:, clear < min_clear] = np.nan
+        if clip is not None:
+            np.clip(q, clip[0], clip[1], out=q)
         out[:nq, sl] = q
         if with_count:
             out[nq, sl] = clear
@@ -227,7 +235,7 @@ def _wet_block(
             d = _gather(band_parts, sl)
             u = used[:, j][:, None, None]
             rho = d.astype(np.float32) * sc[:, j][:, None, None] + of[:, j][:, None, None]
-            good = (d != nodata[:, j][:, None, None]) & (rho >= lo) & (rho <= hi)
+            good = (d != nodata[:, j][:, None, None]) & (rho >= lo - _RHO_TOL) & (rho <= hi + _RHO_TOL)
             term = np.where(u, rho * c[:, j][:, None, None], np.float32(0))
             total = term if total is None else total + term
             band_ok = good | ~u
@@ -355,10 +363,13 @@ def composite(
             extra = [inputs.dn[alt], "tyx"]
             kwargs["source"] = take
             band_attrs[band] = {"source_band": ", ".join(f"{s}: {a}" for s, a in sorted(nir_record.items()))}
+        applied = False
         if bandpass:
             scale, offset, applied = _bandpass_terms(source_alias, platforms, scale, offset, bandpass)
             if applied:
                 bandpass_used.add(band)
+        if inputs.range_checked and band != "lwir" and not applied:
+            kwargs["clip"] = REFLECTANCE_RANGE
         reduced = da.blockwise(
             _reduce_block, "qyx", stack, "tyx", *extra,
             new_axes={"q": len(quantiles) + with_count},
@@ -403,6 +414,9 @@ def composite(
         ds.attrs["bandpass_platforms"] = ", ".join(sorted(p for p in set(platforms) if p in bandpass))
     if inputs.notes:
         ds.attrs["mask_notes"] = list(inputs.notes)
+    # reflectance medians within [0, 1] (valid range applied, no bandpass line moved them out):
+    # the indices' input rule then has nothing to remove (eqi.science.indices)
+    ds.attrs["reflectance_in_range"] = bool(inputs.range_checked and not bandpass_used)
     return ds
 
 

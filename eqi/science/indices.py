@@ -14,6 +14,9 @@ parts 2 S1/(S1+N) and N/(N+R) + G/(G+S1) are both in [0, 2], so their normalised
 [-1, 1]; a part that is 0/0 (e.g. S1 = N = 0) is NaN and so is IBI.  No clipping is needed:
 float rounding is monotonic, so |a - b| <= a + b holds in float32 too.  The values IBI reached
 before this rule (+-4e3) came from negative reflectance, i.e. tiny or negative denominators.
+A composite whose reflectance was masked by the valid range and clamped to [0, 1] carries
+``attrs["reflectance_in_range"] = True`` (:func:`eqi.science.composite.composite`); its bands
+are then used as they are, without the extra pass.
 
 Sentinel-2 NIR (spec §6.1: "B8A (or B8)"): ``indices.yaml`` ``nir_band`` names the band whose
 composite serves as ``nir`` for Sentinel-2 scenes (default ``nir08`` = B8A, the band that matches
@@ -152,10 +155,13 @@ def _bands(ds: xr.Dataset, names: tuple[str, ...], index: str) -> dict[str, xr.D
             f"index '{index}' needs band(s) {', '.join(missing)} that the composite lacks "
             f"(has: {', '.join(map(str, ds.data_vars)) or 'nothing'}); load these bands"
         )
+    # the input rule of the module docstring; a composite made with the valid range applied says
+    # so (attrs reflectance_in_range), and its bands need no second pass
+    checked = ds.attrs.get("reflectance_in_range") is True
     out = {}
     for n in names:
         band = ds[n].astype(np.float32, copy=False)
-        if n not in _NOT_REFLECTANCE:  # the input rule of the module docstring
+        if n not in _NOT_REFLECTANCE and not checked:
             lo, hi = np.float32(REFLECTANCE_RANGE[0]), np.float32(REFLECTANCE_RANGE[1])
             band = band.where((band >= lo) & (band <= hi))
         out[n] = band

@@ -208,3 +208,18 @@ def test_nir08_missing_for_sentinel2_is_a_clear_error() -> None:
     with pytest.raises(BandError, match="nir08"):
         composite(inputs, **composite_options(inputs, IDX, wet=False))
     assert {"nir", "nir08", "red"} == indices.required_bands("ndvi", "sentinel2", IDX)
+
+
+def test_valid_range_composites_are_clamped_and_say_so() -> None:
+    # Sentinel-2 DN 1000 = reflectance 0 exactly; in float32 1000 x 1e-4 - 0.1 = -7.45e-09
+    assert np.float32(1000) * np.float32(1e-4) + np.float32(-0.1) < 0
+    s2 = s2_item(_day(7, 3), ("red", "nir", "nir08"))
+    (group,) = groups_for([s2], ("red", "nir", "nir08"))
+    arrays = {"red": np.full((1, 1, 1), 1000, np.uint16), "nir": np.full((1, 1, 1), 4000, np.uint16),
+              "nir08": np.full((1, 1, 1), 4100, np.uint16), "scl": np.full((1, 1, 1), 4, np.uint8)}  # fmt: skip
+    inputs = prepare_inputs([group], [loaded(group, arrays)], ["red", "nir", "nir08"], rules=RULES)
+    comp = composite(inputs, **composite_options(inputs, IDX, wet=False)).compute()
+    assert comp["red"].values[0, 0] == 0.0 and comp.attrs["reflectance_in_range"] is True
+    assert float(indices.ndvi(comp).values[0, 0]) == 1.0  # red 0, NIR (B8A) 0.31
+    _rho, mixed = _mixed(bandpass=True)
+    assert mixed.attrs["reflectance_in_range"] is False  # bandpass lines may leave [0, 1]: rule applies
