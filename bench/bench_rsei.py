@@ -87,7 +87,9 @@ def _dataset(size: int, cache: str, lazy: bool) -> Any:
         count = np.full((size, size), COUNT, dtype=np.uint16)
     variables = {b: (("y", "x"), a) for b, a in bands.items()}
     variables["count"] = (("y", "x"), count)
-    return xr.Dataset(variables, attrs={"sensor": SENSOR})
+    # as eqi's composites carry it (valid range applied, medians in [0, 1]; the fixture's
+    # reflectance is 0.01-0.48): the indices then skip their input-range pass
+    return xr.Dataset(variables, attrs={"sensor": SENSOR, "reflectance_in_range": True})
 
 
 def _ours_work(ds: Any) -> Callable[[], dict[str, np.ndarray]]:
