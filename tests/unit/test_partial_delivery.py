@@ -131,7 +131,8 @@ def test_no_cloud_mask_accepts_it_in_a_group_of_its_own(partial_items) -> None:
     by_mask = {g.has_mask: g for g in groups}
     assert set(by_mask) == {True, False}
     assert [i.id for i in by_mask[False].items] == [SCENE]
-    assert set(by_mask[False].items[0].assets) == {"red", "nir"}  # no mask asset to load
+    # no cloud-mask asset to load (QA_RADSAT, the saturation mask, is loaded when present)
+    assert set(by_mask[False].items[0].assets) == {"red", "nir", "qa_radsat"}
     assert [i.id for i in by_mask[True].items] == [OTHER]
 
 
