@@ -206,7 +206,7 @@ def _rsei_components(ctx: ProductContext) -> rsei_science.RseiComponents:
     layers = {name: ctx.get(_RSEI_LAYER.get(name, name)) for name in rsei_science.VARIANTS[model.variant]}
     return rsei_science.components_from_indices(
         layers, ctx.get("rsei_mndwi"), variant=model.variant, obs_count=ctx.get("rsei_count"),
-        params=ctx.profile("rsei"),
+        observed=ctx.get("rsei_observed"), params=ctx.profile("rsei"),
     )
 
 
@@ -231,12 +231,12 @@ _RSEI_LAYER = {"ndvi": "rsei_ndvi"}
 def _rsei_inputs(options: Mapping[str, Any]) -> tuple[str, ...]:
     variant = options.get("rsei_variant", "rsei")
     layers = tuple(_RSEI_LAYER.get(n, n) for n in rsei_science.VARIANTS[variant])
-    return (*layers, "rsei_mndwi", "rsei_count")
+    return (*layers, "rsei_mndwi", "rsei_count", "rsei_observed")
 _LANDCOVER_INPUTS = (*COMPOSITE_BANDS, "ndvi", "mndwi", "ndbsi", "lc_reference")
 
 
-def _count(role: Role) -> Callable[[ProductContext], xr.DataArray]:
-    return lambda ctx: ctx.composite(role)["count"]
+def _count(role: Role, name: str = "count") -> Callable[[ProductContext], xr.DataArray]:
+    return lambda ctx: ctx.composite(role)[name]
 
 
 def _lc_reference(ctx: ProductContext) -> xr.DataArray:
@@ -283,6 +283,9 @@ for _entry in (
     Product("rsei_count", "Clear observations of the RSEI composite", dtype="uint16", nodata=65535,
             units="count", ramp="count", bands=("red", "nir"), family="rsei", role="specific",
             compute=_count("specific"), internal=True, same_as="count"),
+    Product("rsei_observed", "Scenes with data at the pixel (RSEI composite)", dtype="uint16", nodata=65535,
+            units="count", ramp="count", bands=("red", "nir"), family="rsei", role="specific",
+            compute=_count("specific", "observed"), internal=True),
     Product("lc_reference", "Land-cover reference product in the national classes", kind="categorical",
             dtype="uint8", nodata=0, units="class", compute=_lc_reference, family="landcover",
             internal=True, classes=_landcover_classes),

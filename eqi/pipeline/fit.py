@@ -108,13 +108,14 @@ def rsei_components_from_files(plan: Plan, paths: Mapping[str, Path], variant: s
     layers = {n: _read(paths[_RSEI_FILES.get(n, n)], plan.stack.chunk) for n in rsei_science.VARIANTS[variant]}
     return rsei_science.components_from_indices(
         layers, _read(paths["rsei_mndwi"], plan.stack.chunk), variant=variant,
-        obs_count=_read(paths["rsei_count"], plan.stack.chunk), label=label, params=plan.profiles["rsei"],
+        obs_count=_read(paths["rsei_count"], plan.stack.chunk),
+        observed=_read(paths["rsei_observed"], plan.stack.chunk), label=label, params=plan.profiles["rsei"],
     )  # fmt: skip
 
 
 def _fit_rsei(plan: Plan, years: Sequence[int], files: TileFiles) -> tuple[RseiModel, dict[str, Any]]:
     variant = plan.options.get("rsei_variant", "rsei")
-    names = [_RSEI_FILES.get(n, n) for n in rsei_science.VARIANTS[variant]] + ["rsei_mndwi", "rsei_count"]
+    names = [_RSEI_FILES.get(n, n) for n in rsei_science.VARIANTS[variant]] + ["rsei_mndwi", "rsei_count", "rsei_observed"]
     parts = _parts(files, years, names)
     groups, tiles = [], []
     for year in years:

@@ -535,6 +535,8 @@ def _composite_notes(files: Mapping[TileId, Mapping[str, Path]], models: Mapping
     """What the tiles say about their composites (cloud masking, sensors per role)."""
     notes: dict[str, Any] = {"composites": {}}
     masks = set()
+    weighted: dict[str, float] = {}
+    total = 0.0
     for paths in files.values():
         meta_path = Path(paths["_dir"]) / "metadata.json"
         if meta_path.is_file():
@@ -543,7 +545,16 @@ def _composite_notes(files: Mapping[TileId, Mapping[str, Path]], models: Mapping
                 masks.add(meta["cloud_mask"])
             for role, sensor in (meta.get("composites") or {}).items():
                 notes["composites"].setdefault(role, set()).add(sensor)
+            fractions = ((meta.get("masking") or {}).get("fractions")) or {}
+            n = float(fractions.get("observations", 0) or 0)
+            total += n
+            for reason, share in fractions.items():
+                if reason != "observations" and share is not None:
+                    weighted[reason] = weighted.get(reason, 0.0) + float(share) * n
     notes["composites"] = {r: sorted(s) for r, s in notes["composites"].items()}
     notes["cloud_mask"] = sorted(masks)
+    # share of the observations (scene x pixel) of the region's tiles masked for each reason
+    notes["masked_fractions"] = {r: round(v / total, 6) for r, v in sorted(weighted.items())} if total else {}
+    notes["masked_observations"] = int(total)
     return notes
 

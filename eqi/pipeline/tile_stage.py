@@ -27,14 +27,16 @@ from eqi.io.atomic import atomic_write_json, clean_stale_temps
 from eqi.io.landcover_reference import load_reference
 from eqi.io.load import ItemGroup, group_items, load_group
 from eqi.io.stac import AssetInfo, product_item, write_item_atomic
+from eqi.pipeline.checks import check_s2_offset
 from eqi.pipeline.context import TileContext
 from eqi.pipeline.plan import Plan
-from eqi.pipeline.stack import prepare_inputs
+from eqi.pipeline.stack import composite_options, prepare_inputs
 from eqi.pipeline.writing import output_tags, write_product
 from eqi.products import COMPOSITE_BANDS, REGISTRY, bands_for, spec_for
-from eqi.science.composite import composite
+from eqi.science.composite import composite, mask_summary
 from eqi.science.indices import compute_index
 from eqi.science.landcover import reclassify
+from eqi.sensors import identify_sensor
 
 __all__ = [
     "YearScenes", "TileOutcome", "items_for_tile", "run_tile", "tile_footprint",
@@ -91,16 +93,31 @@ def _sensor_label(sensor_ids: set[str]) -> str:
     return "mixed"
 
 
-def _composite(plan: Plan, groups: Sequence[ItemGroup], geobox: GeoBox, bands: Sequence[str], sensor: str) -> xr.Dataset:
-    """The seasonal composite of ``groups`` on ``geobox``, computed into memory."""
+def _composite(
+    plan: Plan, groups: Sequence[ItemGroup], geobox: GeoBox, bands: Sequence[str], sensor: str, *, wet: bool = False
+) -> xr.Dataset:
+    """The seasonal composite of ``groups`` on ``geobox``, computed into memory.
+
+    Sentinel-2 offsets are checked against the pixels first; with ``wet`` the tasseled-cap
+    wetness is computed per observation with its own sensor's coefficients, then composited.
+    ``attrs["masking"]`` holds the fraction of observations masked for each reason.
+    """
     stack = plan.stack
-    loaded = [load_group(g, geobox, chunk=stack.chunk, resampling=stack.resampling) for g in groups]
+    offset_check = plan.profiles["mask"]["sentinel2_offset_check"]
+    loaded = [
+        check_s2_offset(g, load_group(g, geobox, chunk=stack.chunk, resampling=stack.resampling), offset_check)
+        for g in groups
+    ]  # fmt: skip
     inputs = prepare_inputs(groups, loaded, bands, rules=stack.mask)
-    comp = composite(inputs, percentiles=stack.percentiles, min_clear=stack.min_clear)
-    (comp,) = dask.compute(comp)
+    comp = composite(
+        inputs, percentiles=stack.percentiles, min_clear=stack.min_clear,
+        **composite_options(inputs, plan.profiles["indices"], wet=wet),
+    )  # fmt: skip
+    comp, counts = dask.compute(comp, dict(inputs.reasons))
     comp = comp.assign_coords(xr_coords(geobox))
     comp.attrs["sensor"] = sensor
     comp.attrs["cloud_mask"] = "applied" if all(g.has_mask for g in groups) else "none for some scenes"
+    comp.attrs["masking"] = {"fractions": mask_summary(inputs, counts), "notes": list(inputs.notes)}
     return comp
 
 
@@ -115,8 +132,6 @@ def _roles(plan: Plan, scenes: YearScenes) -> dict[str, set[str]]:
 
 
 def _sensors_by_role(scenes: YearScenes, roles: Mapping[str, set[str]]) -> dict[str, list[str]]:
-    from eqi.sensors import identify_sensor
-
     by_family: dict[str, set[str]] = {}
     for item in scenes.main:
         spec = identify_sensor(item)
@@ -173,7 +188,8 @@ def run_tile(
         f"bands {','.join(bands)}"
     )
     main_label = _sensor_label({g.sensor.id for g in groups})
-    main = _composite(plan, groups, geobox, bands, main_label)
+    wet_main = "wet" in products and roles["specific"] == roles["main"]
+    main = _composite(plan, groups, geobox, bands, main_label, wet=wet_main)
     composites = {"main": main}
     for role in ("specific", "thermal"):
         fams = roles[role]
@@ -190,10 +206,13 @@ def run_tile(
             role_bands = [b for b in bands if b != "lwir"] if fams == {SENTINEL2} else bands
             composites[role] = main[[b for b in role_bands if b in main]].where(False)
             composites[role]["count"] = main["count"] * 0
+            if "observed" in main:
+                composites[role]["observed"] = main["observed"] * 0
             composites[role].attrs.update(main.attrs, families=key)
             continue
         role_bands = [b for b in bands if any(b in g.bands for g in chosen)]
-        comp = _composite(plan, chosen, geobox, role_bands, _sensor_label({g.sensor.id for g in chosen}))
+        comp = _composite(plan, chosen, geobox, role_bands, _sensor_label({g.sensor.id for g in chosen}),
+                          wet=role == "specific" and "wet" in products)
         comp.attrs["families"] = key
         composites[role] = comp
     ctx = TileContext(geobox, composites=composites, profiles=plan.profiles, references=references,
@@ -223,6 +242,7 @@ def run_tile(
         files.update(season_files)
         extra_ids += season_ids
     meta = {"cloud_mask": main.attrs.get("cloud_mask"), "sensor": main_label, "extra_scene_ids": sorted(set(extra_ids)),
+            "masking": main.attrs.get("masking"),
             "composites": {r: c.attrs.get("sensor") for r, c in composites.items()}}
     return _finish(plan, tile, year, geobox, files, items, task_id, metadata=meta)
 
@@ -237,7 +257,8 @@ def _season_features(
     if not items:
         return {}, []
     ids = [i.id for i in items]
-    bands = list(COMPOSITE_BANDS)
+    sensors = {"main": sorted({identify_sensor(i).id for i in items})}
+    bands = bands_for([*COMPOSITE_BANDS, *LANDCOVER_FEATURE_INDICES], sensors, plan.profiles["indices"])
     if materialize is not None:
         items = materialize(items, geobox, bands)
     groups = group_items(items, bands, s2_boa_offset=plan.stack.s2_boa_offset, require_mask=plan.stack.require_mask)
