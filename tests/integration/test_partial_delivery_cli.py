@@ -154,3 +154,39 @@ def test_a_run_on_the_scenes_own_grid_resamples_nothing(liverpool, sample_data) 
     assert tags["EQI_CLOUD_MASK"].startswith("NOT APPLIED")  # this run had no QA_PIXEL
     item = json.loads((task / "item.json").read_text())
     assert item["properties"]["eqi:cloud_mask"].startswith("NOT APPLIED")
+
+
+def test_one_scene_rsei_runs_with_default_settings(liverpool) -> None:
+    """RSEI studies often use one clear scene: the minimum-observations rule must not empty it."""
+    res = eqi(
+        "run", "--source", str(liverpool["archive"]), "--aoi", str(liverpool["aoi"]), "--year", "2020",
+        "--crs", "EPSG:32630", "--resolution", "30", "--products", "rsei,rsei_grade", "--no-cloud-mask",
+        "--out", str(liverpool["root"] / "rsei1"),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    task = liverpool["root"] / "rsei1" / "aoi" / "2020"
+    with rasterio.open(task / "rsei.tif") as src:
+        rsei = src.read(1)
+    finite = rsei[np.isfinite(rsei)]
+    assert finite.size > 5_000 and finite.min() >= 0 and finite.max() <= 1  # land of the AOI (water is masked)
+    model = json.loads((task / "metadata.json").read_text())["method"]["rsei"]
+    assert model["loadings"]["ndvi"] > 0 and model["loadings"]["ndbsi"] < 0
+
+
+def test_a_minimum_observations_rule_that_empties_rsei_exits_2_naming_it(tmp_path, xlandsat_delivery) -> None:
+    """Two Brumadinho scenes, every pixel observed twice: asking for 3 leaves nothing, and says so."""
+    import yaml
+
+    after = "LC08_L2SP_218074_20190130_20200829_02_T1"
+    xlandsat_delivery(BRUMADINHO, tmp_path / "in")
+    xlandsat_delivery(after, tmp_path / "in")
+    assert eqi("archive", "index", str(tmp_path / "in"), "--out", str(tmp_path / "b.parquet")).returncode == 0
+    config = tmp_path / "rsei3.yaml"
+    config.write_text(yaml.safe_dump({
+        "source": str(tmp_path / "b.parquet"), "aoi": str(_aoi(tmp_path / "aoi.geojson", -44.18, -20.17, -44.11, -20.11)),
+        "years": [2019], "season": "01-01/01-31", "crs": "EPSG:32623", "resolution": 30,
+        "products": ["rsei"], "require_mask": False, "out": str(tmp_path / "out"),
+        "rsei": {"variant": "rsei3", "min_observations": 3},
+    }))  # fmt: skip
+    _clean_failure(eqi("run", str(config)), "rsei.min_observations = 3")
+    assert not (tmp_path / "out" / "aoi" / "2019" / "rsei.tif").exists()
