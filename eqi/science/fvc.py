@@ -14,8 +14,8 @@ since a percentile does not depend on the order of the values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import dask
@@ -90,7 +90,26 @@ def fvc_bounds(
     """
     if params is None:
         raise TypeError("pass the 'fvc' method profile (eqi.resources.load_profile('fvc'))")
-    p = params
+
+    def data() -> tuple[int, Callable[[float], float]]:
+        arrays = _as_list(ndvi)
+        waters = _as_list(water_mask) or [None] * len(arrays)
+        if len(waters) != len(arrays):
+            raise InputError(
+                f"got {len(arrays)} NDVI arrays but {len(waters)} water masks; pass one per year"
+            )
+        parts = dask.compute(*[_valid_values(a, w) for a, w in zip(arrays, waters, strict=True)])
+        values = np.concatenate([np.asarray(v, dtype=np.float32).ravel() for v in parts]).astype(np.float64)
+        return int(values.size), lambda q: float(np.percentile(values, q))
+
+    return _bounds(params, method, data)
+
+
+def _bounds(
+    p: Mapping[str, Any], method: Method | None, data: Callable[[], tuple[int, Callable[[float], float]]]
+) -> FvcBounds:
+    """The end-members by the profile's rules; ``data()`` gives the number of valid land pixels
+    and their percentile function (only called for the percentile method)."""
     method = method or p["method"]
     fixed_soil, fixed_veg = _value(p, "ndvi_soil_fixed"), _value(p, "ndvi_veg_fixed")
     if method == "fixed":
@@ -102,23 +121,14 @@ def fvc_bounds(
         raise ConfigError(
             f"fvc percentiles must satisfy 0 <= p_soil < p_veg <= 100, got {p_soil}, {p_veg}"
         )
-
-    arrays = _as_list(ndvi)
-    waters = _as_list(water_mask) or [None] * len(arrays)
-    if len(waters) != len(arrays):
-        raise InputError(
-            f"got {len(arrays)} NDVI arrays but {len(waters)} water masks; pass one per year"
-        )
-    parts = dask.compute(*[_valid_values(a, w) for a, w in zip(arrays, waters, strict=True)])
-    values = np.concatenate([np.asarray(v, dtype=np.float32).ravel() for v in parts])
-    n_valid = int(values.size)
+    n_valid, percentile = data()
 
     def fallback(reason: str) -> FvcBounds:
         return FvcBounds(fixed_soil, fixed_veg, "fixed", p_soil, p_veg, n_valid, reason)
 
     if n_valid < _value(p, "min_valid_pixels"):
         return fallback(f"only {n_valid} valid land pixels (< min_valid_pixels)")
-    lo, hi = (float(x) for x in np.percentile(values.astype(np.float64), [p_soil, p_veg]))
+    lo, hi = percentile(p_soil), percentile(p_veg)
     if hi - lo < _value(p, "min_spread"):
         return fallback(f"percentile spread {hi - lo:.4f} < min_spread")
     return FvcBounds(lo, hi, "percentile", p_soil, p_veg, n_valid)
@@ -167,28 +177,11 @@ def fvc_bounds_from_histogram(
 ) -> FvcBounds:
     """NDVI_soil and NDVI_veg from an NDVI histogram (:func:`ndvi_histogram`, summed over tiles
     and years); the same rules and fallbacks as :func:`fvc_bounds`."""
-    p = params
-    method = method or p["method"]
-    fixed_soil, fixed_veg = _value(p, "ndvi_soil_fixed"), _value(p, "ndvi_veg_fixed")
-    if method == "fixed":
-        return FvcBounds(fixed_soil, fixed_veg, "fixed")
-    if method != "percentile":
-        raise ConfigError(f"fvc method {method!r} is unknown; use 'percentile' or 'fixed'")
-    p_soil, p_veg = _value(p, "p_soil"), _value(p, "p_veg")
-    if not 0.0 <= p_soil < p_veg <= 100.0:
-        raise ConfigError(f"fvc percentiles must satisfy 0 <= p_soil < p_veg <= 100, got {p_soil}, {p_veg}")
     counts = np.asarray(counts, dtype=np.int64)
-    n_valid = int(counts.sum())
-
-    def fallback(reason: str) -> FvcBounds:
-        return FvcBounds(fixed_soil, fixed_veg, "fixed", p_soil, p_veg, n_valid, reason)
-
-    if n_valid < _value(p, "min_valid_pixels"):
-        return fallback(f"only {n_valid} valid land pixels (< min_valid_pixels)")
-    lo, hi = _histogram_percentile(counts, p_soil), _histogram_percentile(counts, p_veg)
-    if hi - lo < _value(p, "min_spread"):
-        return fallback(f"percentile spread {hi - lo:.4f} < min_spread")
-    return FvcBounds(round(lo, 6), round(hi, 6), "percentile", p_soil, p_veg, n_valid)
+    bounds = _bounds(params, method, lambda: (int(counts.sum()), lambda q: _histogram_percentile(counts, q)))
+    if bounds.method == "percentile":  # one bin is 1e-4 NDVI: more digits would be noise
+        bounds = replace(bounds, ndvi_soil=round(bounds.ndvi_soil, 6), ndvi_veg=round(bounds.ndvi_veg, 6))
+    return bounds
 
 
 def fvc(
