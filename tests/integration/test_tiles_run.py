@@ -67,9 +67,9 @@ def test_two_adjacent_regions_composite_each_shared_tile_once(scene: dict, monke
     composited: Counter = Counter()
     original = tile_stage._composite
 
-    def counting(plan, groups, geobox, bands, sensor):
+    def counting(plan, groups, geobox, bands, sensor, **kwargs):
         composited[(geobox.affine.c, geobox.affine.f)] += 1
-        return original(plan, groups, geobox, bands, sensor)
+        return original(plan, groups, geobox, bands, sensor, **kwargs)
 
     monkeypatch.setattr(tile_stage, "_composite", counting)
     out = scene["tmp"] / "two"
