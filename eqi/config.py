@@ -163,6 +163,11 @@ class LandcoverOptions(BaseModel):
         default_factory=list, description="more MM-DD/MM-DD windows whose composites add classifier features"
     )
     seed: int = 42
+    water_bodies: str | None = Field(
+        None, description="raster of national water codes (41 rivers, 42 lakes, 43 reservoirs ...) or a "
+        "0/1 river mask, on any grid: splits the water classes of level-2 maps (default without it: "
+        "rivers, spec §1.3 and configs/landcover/)",
+    )
 
 
     @field_validator("extra_seasons")
@@ -206,6 +211,10 @@ class RunConfig(BaseModel):
     tile_size: int = Field(
         1024, ge=512, le=8192, description="tile width/height in pixels, a multiple of 512; tiles are "
         "the unit of work, anchored on the CRS origin so neighbouring runs share them",
+    )
+    fit_scope: Literal["area", "region"] = Field(
+        "area", description="'area': FVC end-members, RSEI and the land-cover classifier are fitted "
+        "once for all the run's regions (comparable across them); 'region': each region on its own",
     )
     grid_anchor: Literal["auto", "origin"] = Field(
         "auto", description="'auto': on the scenes' own pixel grid when the run's CRS and resolution "
@@ -307,10 +316,12 @@ def _is_path_like(key: str, value: str) -> bool:
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     data = dict(data)
     landcover = data.get("landcover")
-    if isinstance(landcover, dict) and isinstance(landcover.get("reference"), str):
-        ref = Path(landcover["reference"]).expanduser()
-        if "://" not in landcover["reference"] and not ref.is_absolute():
-            data["landcover"] = {**landcover, "reference": str((base / ref).resolve())}
+    for key in ("reference", "water_bodies"):
+        if isinstance(landcover, dict) and isinstance(landcover.get(key), str):
+            ref = Path(landcover[key]).expanduser()
+            if "://" not in landcover[key] and not ref.is_absolute():
+                landcover = {**landcover, key: str((base / ref).resolve())}
+                data["landcover"] = landcover
     for key in ("source", "aoi", "out"):
         value = data.get(key)
         if isinstance(value, str) and value and _is_path_like(key, value):

@@ -27,6 +27,7 @@ from odc.geo.xr import xr_coords
 from eqi.errors import InputError
 from eqi.geo.grid import TileId
 from eqi.io.atomic import atomic_path, atomic_write_json, atomic_write_text
+from eqi.io.landcover_tables import load_water_split
 from eqi.io.raster import open_raster, region_mask
 from eqi.pipeline import landcover_stage
 from eqi.pipeline.plan import Plan
@@ -35,6 +36,7 @@ from eqi.products import COMPOSITE_BANDS, ClassEntry, ProductContext
 from eqi.science import fvc as fvc_science
 from eqi.science import rsei as rsei_science
 from eqi.science.fvc import FvcBounds
+from eqi.science.landcover import WaterSplit, split_water
 from eqi.science.rsei import RseiModel
 
 __all__ = ["TileFiles", "fit_model", "load_model", "model_done", "LandcoverMaker", "landcover_map_accuracy"]
@@ -166,6 +168,7 @@ class LandcoverMaker:
     level: int
     classes_table: tuple[ClassEntry, ...]
     model: landcover_stage.LandcoverModel | None = None
+    water: WaterSplit | None = None  # rivers vs lakes/reservoirs from a water-body layer (level 2)
     _last: tuple[Any, xr.DataArray, xr.DataArray] | None = field(default=None, repr=False, compare=False)
 
     def classes(self) -> list[ClassEntry]:
@@ -191,9 +194,11 @@ class LandcoverMaker:
         return self._last[1], self._last[2]
 
     def apply(self, ctx: ProductContext) -> xr.DataArray:
-        if self.model is None:
-            return ctx.get("lc_reference")
-        return self._predict(ctx)[0]
+        classes = ctx.get("lc_reference") if self.model is None else self._predict(ctx)[0]
+        if self.water is not None and self.level == 2:
+            split = split_water(classes, ctx.reference("water_bodies"), water=self.water)
+            classes = classes.copy(data=split.data)  # keep the grid's coordinates (and CRS)
+        return classes
 
     def confidence(self, ctx: ProductContext) -> xr.DataArray:
         if self.model is None:  # a reclassified product carries no confidence of its own
@@ -216,8 +221,11 @@ def _fit_landcover(plan: Plan, years: Sequence[int], files: TileFiles, classes: 
     level = int(opts.get("level", 1))
     meta: dict[str, Any] = {"mode": opts.get("mode"), "product": opts.get("product"), "level": level,
                             "reference": opts.get("reference")}  # fmt: skip
+    water = load_water_split() if opts.get("water_bodies") else None
+    if water is not None:
+        meta["water_bodies"] = opts["water_bodies"]
     if opts.get("mode") != "classify":
-        return LandcoverMaker("reclassify", level, tuple(classes)), meta
+        return LandcoverMaker("reclassify", level, tuple(classes), water=water), meta
     (year,) = years
     profile = plan.profiles["landcover"]
     seed = int(opts.get("seed", 42))
@@ -236,7 +244,7 @@ def _fit_landcover(plan: Plan, years: Sequence[int], files: TileFiles, classes: 
     meta.update(model.to_metadata())
     meta.update(seasons=[plan.stack.season, *plan.options.get("extra_seasons", [])],
                 scope=_scope(plan, years, tiles))
-    return LandcoverMaker("classify", level, tuple(classes), model), meta
+    return LandcoverMaker("classify", level, tuple(classes), model, water=water), meta
 
 
 def landcover_map_accuracy(

@@ -33,7 +33,7 @@ from eqi.geo.grid import TileId
 from eqi.geo.regions import Region, load_regions
 from eqi.io import landcover_tables
 from eqi.io.catalog import is_sentinelhub_source, load_items, open_catalog, save_items
-from eqi.io.landcover_reference import reference_items
+from eqi.io.landcover_reference import item_for_raster, load_reference, reference_items
 from eqi.io.stac import update_catalog
 from eqi.pipeline.fit import fit_model, landcover_map_accuracy, load_model, model_done
 from eqi.pipeline.lock import RunLock
@@ -239,7 +239,11 @@ def _references(p: Plan, year: int) -> dict[str, Any]:
                             collection=opts.get("collection"), asset=opts.get("asset", "map"))  # fmt: skip
     loader = tile_reference_loader(items, opts.get("asset", "map"), int(opts.get("level", 1)), mapping,
                                    landcover_tables.load_class_table())
-    return {"landcover": loader, "_meta": {"reference_items": [i.id for i in items],
+    layers: dict[str, Any] = {"landcover": loader}
+    if opts.get("water_bodies"):
+        water_items = [item_for_raster(Path(opts["water_bodies"]), "map")]
+        layers["water_bodies"] = lambda geobox: load_reference(water_items, geobox, "map")
+    return {**layers, "_meta": {"reference_items": [i.id for i in items],
                                              "reference": Path(spec).name if "://" not in spec else spec,
                                              "mapping_source": getattr(mapping, "source", "")}}  # fmt: skip
 
@@ -276,15 +280,19 @@ def run(
     error (bad input, exit 2) is raised instead.
     """
     regions = load_regions(config.aoi, name_field=config.aoi_name_field)
-    p = build_plan(config, regions=regions)
+    # one evaluation area (models fitted once for all regions), or each region its own when asked
+    areas = [[r] for r in regions] if config.fit_scope == "region" else [regions]
+    plans = [build_plan(config, regions=area) for area in areas]
     catalog = _LazyCatalog(config.source)
     if dry_run:
-        return _dry_run(p, overwrite, progress)
+        return [r for p in plans for r in _dry_run(p, overwrite, progress)]
     config.out.mkdir(parents=True, exist_ok=True)
+    results: list[TaskResult] = []
     with RunLock(config.out):
-        p = _resolve_anchor(config, p, catalog, progress)
-        results = _run_locked(p, catalog, overwrite=overwrite, progress=progress)
-        update_catalog(config.out, p.options.get("title", "eqi outputs"))
+        for p in plans:  # areas share the tile store: a tile is still composited once
+            p = _resolve_anchor(config, p, catalog, progress)
+            results += _run_locked(p, catalog, overwrite=overwrite, progress=progress)
+        update_catalog(config.out, plans[0].options.get("title", "eqi outputs"))
     failed = [r for r in results if r.status == "failed"]
     if failed and len(failed) == len(results) and all(r.error is not None for r in failed):
         first = failed[0].error
@@ -468,6 +476,10 @@ def _apply_year(p: Plan, year: int, tile_files, models, loaders, *, overwrite: b
                       classes=classes, simulated=simulated, references=loaders)  # fmt: skip
         except (EqiError, RasterioError) as exc:
             errors[(year, tile)] = _as_input_error(exc)
+            progress(f"FAILED tile {tile} {year} (fitted products): {errors[(year, tile)]}")
+        except Exception as exc:  # a library error: the tile fails, the run goes on
+            log.debug("applying on tile %s %s failed", tile, year, exc_info=True)
+            errors[(year, tile)] = InputError(f"{type(exc).__name__}: {exc}")
             progress(f"FAILED tile {tile} {year} (fitted products): {errors[(year, tile)]}")
     return errors
 

@@ -131,3 +131,30 @@ def test_sentinel2_rsei_with_landsat_lst_on_the_same_grid(demo: Path, tmp_path: 
     assert meta["loadings"]["ndvi"] > 0 and meta["loadings"]["wet"] > 0 and meta["loadings"]["lst"] < 0
     with rasterio.open(task / "rsei.tif") as src:
         assert np.isfinite(src.read(1)).sum() > 1000
+
+
+def test_a_water_body_layer_splits_rivers_from_reservoirs(demo: Path, tmp_path: Path) -> None:
+    """Level-2 water is rivers (41) by default; a supplied layer makes its pixels reservoirs (43)."""
+    import yaml
+
+    with rasterio.open(demo / REGION / "2022" / "red.tif") as src:
+        profile = src.profile | {"dtype": "uint8", "nodata": 0, "count": 1, "driver": "GTiff"}
+        width, height = src.width, src.height
+    codes = np.zeros((height, width), dtype=np.uint8)
+    codes[:, : width // 2] = 43  # a "reservoir inventory" over the western half
+    layer = tmp_path / "reservoirs.tif"
+    with rasterio.open(layer, "w", **profile) as dst:
+        dst.write(codes, 1)
+    config = yaml.safe_load((demo / "demo.yaml").read_text())
+    config.update(source=str(demo / "archive.parquet"), out=str(tmp_path / "out"), years=[2022], products=["landcover"])
+    config["landcover"].update(mode="reclassify", level=2, reference=str(demo / config["landcover"]["reference"]),
+                               water_bodies=str(layer))  # fmt: skip
+    path = tmp_path / "water.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    res = eqi("run", str(path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    with rasterio.open(tmp_path / "out" / REGION / "2022" / "landcover.tif") as src:
+        classes = src.read(1)
+    west, east = classes[:, : width // 2], classes[:, width // 2 :]
+    assert (west == 43).sum() > 0 and not np.isin(west, (41, 42)).any()
+    assert (east == 41).sum() > 0 and not (east == 43).any()

@@ -119,3 +119,29 @@ def test_a_new_product_is_one_registry_entry(scene: dict) -> None:
     assert "<qgis" in qml and "colorrampshader" in qml.lower()
     item = json.loads((task / "item.json").read_text())
     assert "toy" in item["assets"] and "toy" in item["properties"]["eqi:products"]
+
+
+def test_fitting_per_region_only_when_asked(scene: dict, monkeypatch) -> None:
+    """fit_scope: region fits FVC for each region alone; the shared tiles are still composited once."""
+    composited: Counter = Counter()
+    original = tile_stage._composite
+
+    def counting(plan, groups, geobox, bands, sensor, **kwargs):
+        composited[(geobox.affine.c, geobox.affine.f)] += 1
+        return original(plan, groups, geobox, bands, sensor, **kwargs)
+
+    monkeypatch.setattr(tile_stage, "_composite", counting)
+    bounds = {}
+    for scope in ("area", "region"):
+        out = scene["tmp"] / f"scope-{scope}"
+        with dask_context(None, None):
+            run(load_config(_config(scene, out, ["fvc"], fit_scope=scope)))
+        for region in ("west", "east"):
+            meta = json.loads((out / region / "2019" / "metadata.json").read_text())["method"]["fvc"]
+            bounds[(scope, region)] = (meta["ndvi_soil"], meta["ndvi_veg"])
+            expected = ["west", "east"] if scope == "area" else [region]
+            assert meta["scope"]["regions"] == expected
+    assert bounds[("area", "west")] == bounds[("area", "east")]  # one model for the area
+    assert bounds[("region", "west")] != bounds[("region", "east")]  # each region its own
+    # each run has its own output folder (its own tile store); within a run a tile is composited once
+    assert set(composited.values()) == {2}
