@@ -549,12 +549,16 @@ def _fit(
     if size < k + 1:
         raise ConfigError(f"RSEI sample_size must be at least {k + 1}, got {size}")
 
-    # pass 1: valid-pixel counts per part (+ exact min/max for minmax); masks are not kept, so
-    # memory does not grow with the number of tiles
+    # pass 1: valid-pixel counts per part (+ exact min/max for minmax).  Masks of Dask-backed
+    # parts (tiles read from files) are not kept, so memory does not grow with the number of
+    # tiles; masks of in-memory parts are kept for pass 2 (they cost no more than the data).
     lazy: list[Any] = []
-    for g in groups:
-        for c in g:
+    kept: dict[tuple[int, int], np.ndarray] = {}
+    for gi, g in enumerate(groups):
+        for ci, c in enumerate(g):
             v = c.valid()
+            if not hasattr(v.data, "dask"):
+                kept[(gi, ci)] = np.asarray(v.data, dtype=bool)
             lazy.append(v.sum().data)
             if method == "minmax":
                 for n in names:
@@ -581,7 +585,7 @@ def _fit(
         for j, (c, quota) in enumerate(zip(g, quotas, strict=True)):
             if quota == 0:
                 continue
-            (mask,) = dask.compute(c.valid().data)
+            mask = kept[(i, j)] if (i, j) in kept else dask.compute(c.valid().data)[0]
             rng = np.random.default_rng([seed, i] if len(g) == 1 else [seed, i, j])
             rows, cols = _sample_positions(np.asarray(mask, dtype=bool), quota, rng)
             values = dask.compute(*[_gather(c.layers[n], rows, cols) for n in names])
