@@ -427,10 +427,14 @@ def _rsei0_block(
     valid = np.asarray(usable, dtype=bool).copy()
     total = np.zeros(np.shape(usable), dtype=np.float64)
     for j, layer in enumerate(layers):  # fixed order of operations on every pixel
-        x = np.asarray(layer, dtype=np.float64)
-        valid &= np.isfinite(x)
-        norm = np.clip((x - lo[j]) / (hi[j] - lo[j]), 0.0, 1.0)
-        total = total + vec[j] * (norm - mean[j])
+        norm = np.array(layer, dtype=np.float64)  # a fresh buffer, worked on in place
+        valid &= np.isfinite(norm)
+        norm -= lo[j]
+        norm /= hi[j] - lo[j]
+        np.clip(norm, 0.0, 1.0, out=norm)
+        norm -= mean[j]
+        norm *= vec[j]  # = vec * (clip((x - lo) / (hi - lo)) - mean), bit for bit
+        total += norm
     total[~valid] = np.nan
     return total
 
