@@ -24,7 +24,7 @@ from shapely.geometry.base import BaseGeometry
 
 from eqi.io.atomic import atomic_write_text
 
-__all__ = ["open_raster", "write_vrt", "region_mask"]
+__all__ = ["open_raster", "read_layer", "write_vrt", "region_mask"]
 
 _GDAL_TYPES = {
     "uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
@@ -42,6 +42,17 @@ def open_raster(path: str | os.PathLike[str], *, chunk: int = 512) -> xr.DataArr
     geobox = GeoBox(da.shape, da.rio.transform(), da.rio.crs.to_wkt())
     out = xr.DataArray(da.data, dims=("y", "x"), attrs={"nodata": da.rio.nodata})
     return out.assign_coords(xr_coords(geobox))
+
+
+def read_layer(path: str | os.PathLike[str], *, chunk: int = 512) -> xr.DataArray:
+    """A product raster for computation: float32 with nodata as NaN, integers as stored."""
+    da = open_raster(path, chunk=chunk)
+    nodata = da.attrs.get("nodata")
+    if np.issubdtype(da.dtype, np.floating):
+        if nodata is not None and not np.isnan(nodata):
+            da = da.where(da != nodata)
+        return da.astype(np.float32)
+    return da
 
 
 def _fmt(value: float | int | None) -> str:

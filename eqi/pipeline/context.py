@@ -10,13 +10,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import xarray as xr
 from odc.geo.geobox import GeoBox
 from odc.geo.xr import xr_coords
 
 from eqi.errors import InputError
-from eqi.io.raster import open_raster
+from eqi.io.raster import read_layer
 from eqi.params import Profile
 from eqi.products import REGISTRY, Role
 
@@ -91,7 +90,7 @@ class TileContext:
     def get(self, name: str) -> xr.DataArray:
         if name not in self._cache:
             if name in self._stored:
-                self._cache[name] = self._read(name)
+                self._cache[name] = read_layer(self._stored[name], chunk=self._chunk)
             else:
                 entry = REGISTRY[name]
                 if entry.compute is None:
@@ -101,16 +100,6 @@ class TileContext:
         return self._cache[name]
 
     # ---------------------------------------------------------------- helpers
-    def _read(self, name: str) -> xr.DataArray:
-        """A tile-store raster: floats with nodata as NaN, integers as stored."""
-        da = open_raster(self._stored[name], chunk=self._chunk)
-        nodata = da.attrs.get("nodata")
-        if np.issubdtype(da.dtype, np.floating):
-            if nodata is not None and not np.isnan(nodata):
-                da = da.where(da != nodata)
-            return da.astype(np.float32)
-        return da
-
     def with_coords(self, da: xr.DataArray) -> xr.DataArray:
         """``da`` with the tile's coordinates (for arrays computed without them)."""
         return da.assign_coords(xr_coords(self.geobox))

@@ -28,7 +28,7 @@ from eqi.errors import InputError
 from eqi.geo.grid import TileId
 from eqi.io.atomic import atomic_path, atomic_write_json, atomic_write_text
 from eqi.io.landcover_tables import load_water_split
-from eqi.io.raster import open_raster, region_mask
+from eqi.io.raster import read_layer, region_mask
 from eqi.pipeline import landcover_stage
 from eqi.pipeline.plan import Plan
 from eqi.pipeline.tile_stage import LANDCOVER_FEATURE_INDICES
@@ -42,16 +42,6 @@ from eqi.science.rsei import RseiModel
 __all__ = ["TileFiles", "fit_model", "load_model", "model_done", "LandcoverMaker", "landcover_map_accuracy"]
 
 TileFiles = Mapping[tuple[int, TileId], Mapping[str, Path]]  # (year, tile) -> product -> file
-
-
-def _read(path: Path, chunk: int) -> xr.DataArray:
-    da = open_raster(path, chunk=chunk)
-    nodata = da.attrs.get("nodata")
-    if np.issubdtype(da.dtype, np.floating):
-        if nodata is not None and not np.isnan(nodata):
-            da = da.where(da != nodata)
-        return da.astype(np.float32)
-    return da
 
 
 def _parts(files: TileFiles, years: Sequence[int], names: Sequence[str]) -> dict[int, list[tuple[TileId, dict[str, Path]]]]:
@@ -88,8 +78,8 @@ def _fit_fvc(plan: Plan, years: Sequence[int], files: TileFiles) -> tuple[FvcBou
     tiles: list[TileId] = []
     for year in years:
         for tile, paths in parts[year]:
-            ndvi = _read(paths["ndvi"], plan.stack.chunk)
-            water = rsei_science.profile_water_mask(_read(paths["mndwi"], plan.stack.chunk), plan.profiles["rsei"])
+            ndvi = read_layer(paths["ndvi"], chunk=plan.stack.chunk)
+            water = rsei_science.profile_water_mask(read_layer(paths["mndwi"], chunk=plan.stack.chunk), plan.profiles["rsei"])
             n, w = dask.compute(ndvi.data, water.data)
             counts += fvc_science.ndvi_histogram(n, np.asarray(w) | ~_inside(plan, tile).values)
             tiles.append(tile)
@@ -107,11 +97,11 @@ _RSEI_FILES = {"ndvi": "rsei_ndvi", "mndwi": "rsei_mndwi", "count": "rsei_count"
 
 def rsei_components_from_files(plan: Plan, paths: Mapping[str, Path], variant: str, label: str) -> rsei_science.RseiComponents:
     """RSEI components of one tile and year read back from the tile store."""
-    layers = {n: _read(paths[_RSEI_FILES.get(n, n)], plan.stack.chunk) for n in rsei_science.VARIANTS[variant]}
+    layers = {n: read_layer(paths[_RSEI_FILES.get(n, n)], chunk=plan.stack.chunk) for n in rsei_science.VARIANTS[variant]}
     return rsei_science.components_from_indices(
-        layers, _read(paths["rsei_mndwi"], plan.stack.chunk), variant=variant,
-        obs_count=_read(paths["rsei_count"], plan.stack.chunk),
-        observed=_read(paths["rsei_observed"], plan.stack.chunk), label=label, params=plan.profiles["rsei"],
+        layers, read_layer(paths["rsei_mndwi"], chunk=plan.stack.chunk), variant=variant,
+        obs_count=read_layer(paths["rsei_count"], chunk=plan.stack.chunk),
+        observed=read_layer(paths["rsei_observed"], chunk=plan.stack.chunk), label=label, params=plan.profiles["rsei"],
     )  # fmt: skip
 
 
@@ -213,7 +203,7 @@ def _landcover_features(plan: Plan, paths: Mapping[str, Path]) -> xr.Dataset:
     """Main-season features and whichever extra-season features a tile has (``<name>_s<k>``)."""
     main = (*COMPOSITE_BANDS, *LANDCOVER_FEATURE_INDICES)
     names = [n for n in paths if n in main or (n.rsplit("_s", 1)[0] in main and n.rsplit("_s", 1)[-1].isdigit())]
-    return xr.Dataset({n: _read(paths[n], plan.stack.chunk) for n in names})
+    return xr.Dataset({n: read_layer(paths[n], chunk=plan.stack.chunk) for n in names})
 
 
 def _fit_landcover(plan: Plan, years: Sequence[int], files: TileFiles, classes: Sequence[ClassEntry]) -> tuple[LandcoverMaker, dict[str, Any]]:
@@ -235,7 +225,7 @@ def _fit_landcover(plan: Plan, years: Sequence[int], files: TileFiles, classes: 
             continue
         inside = _inside(plan, tile)
         features = _landcover_features(plan, paths).where(inside)
-        reference = _read(paths["lc_reference"], plan.stack.chunk).where(inside, 0).astype("uint8")
+        reference = read_layer(paths["lc_reference"], chunk=plan.stack.chunk).where(inside, 0).astype("uint8")
         samples.append(landcover_stage.sample_tile(features, reference, params=profile, seed=seed, tile_key=str(tile)))
         tiles.append(tile)
     if not samples:
@@ -256,7 +246,7 @@ def landcover_map_accuracy(
         return None
     counts: dict[int, int] = {}
     for tile, path in classified.items():
-        classes = _read(path, plan.stack.chunk).where(_inside(plan, tile), 0)
+        classes = read_layer(path, chunk=plan.stack.chunk).where(_inside(plan, tile), 0)
         for code, n in landcover_stage.mapped_pixel_counts(classes).items():
             counts[code] = counts.get(code, 0) + n
     report = landcover_stage.map_accuracy(maker.model, counts, plan.stack.grid.resolution ** 2)

@@ -50,7 +50,9 @@ def run_apply(
     tags = output_tags(plan, f"tile {tile}", year, simulated=simulated)
     files: dict[str, Path] = {}
     for name in plan.fitted_products:
-        da = ctx.with_coords(ctx.get(name)) if "x" not in ctx.get(name).coords else ctx.get(name)
+        da = ctx.get(name)
+        if "x" not in da.coords:  # a computation that dropped the grid's coordinates
+            da = ctx.with_coords(da)
         files[name] = write_product(name, da, out_dir / f"{name}.tif", tags, classes.get(name), style=False)
     assets = {n: AssetInfo(path=p, title=spec_for(n).description) for n, p in files.items()}
     footprint = tile_footprint(geobox)
