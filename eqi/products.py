@@ -288,7 +288,7 @@ for _entry in (
             compute=_count("specific", "observed"), internal=True),
     Product("lc_reference", "Land-cover reference product in the national classes", kind="categorical",
             dtype="uint8", nodata=0, units="class", compute=_lc_reference, family="landcover",
-            internal=True, classes=_landcover_classes),
+            internal=True),  # an intermediate: never styled, so no class table
     Product("fvc", "Fractional vegetation cover (pixel dichotomy)", ramp="ndvi", display_range=(0.0, 1.0),
             needs=("ndvi", "mndwi"), compute=_fvc, model="fvc"),
     Product("rsei", "Remote Sensing Ecological Index", ramp="rsei", display_range=(0.0, 1.0),

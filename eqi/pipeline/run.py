@@ -210,11 +210,8 @@ class _Classes:
         out = {}
         for name in (*self.p.tile_products, *self.p.fitted_products):
             entry = REGISTRY.get(name)
-            if entry is not None and entry.classes is not None and (entry.model is None or entry.model in self.models or name == "lc_reference"):
-                try:
-                    out[name] = list(entry.classes(self))  # type: ignore[arg-type]
-                except KeyError:
-                    continue
+            if entry is not None and entry.classes is not None and (entry.model is None or entry.model in self.models):
+                out[name] = list(entry.classes(self))  # type: ignore[arg-type]
         return out
 
 
