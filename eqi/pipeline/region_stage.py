@@ -53,7 +53,7 @@ def run_apply(
         da = ctx.get(name)
         if "x" not in da.coords:  # a computation that dropped the grid's coordinates
             da = ctx.with_coords(da)
-        files[name] = write_product(name, da, out_dir / f"{name}.tif", tags, classes.get(name), style=False)
+        files[name] = write_product(name, da, out_dir / f"{name}.tif", tags, classes.get(name), intermediate=True)
     assets = {n: AssetInfo(path=p, title=spec_for(n).description) for n, p in files.items()}
     footprint = tile_footprint(geobox)
     item = product_item(task_id, f"tile {tile}", year, footprint, list(footprint.bounds), assets,

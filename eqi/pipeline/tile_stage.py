@@ -228,14 +228,14 @@ def run_tile(
             files[name] = files[twin]  # the same layer from the same composite: stored once
             continue
         da = main[name] if entry is None else ctx.get(name)
-        files[name] = write_product(name, da, out_dir / f"{name}.tif", tags, classes=None, style=False)
+        files[name] = write_product(name, da, out_dir / f"{name}.tif", tags, classes=None, intermediate=True)
         for pct in plan.stack.percentiles:  # band percentiles ride along with the band
             key = f"{name}_p{pct:g}"
             if key in main:
-                files[key] = write_product(key, main[key], out_dir / f"{key}.tif", tags, style=False)
+                files[key] = write_product(key, main[key], out_dir / f"{key}.tif", tags, intermediate=True)
     for name in extra_bands:
         if name in main:
-            files[name] = write_product(name, main[name], out_dir / f"{name}.tif", tags, style=False)
+            files[name] = write_product(name, main[name], out_dir / f"{name}.tif", tags, intermediate=True)
     extra_ids: list[str] = []
     for k, window in enumerate(plan.options.get("extra_seasons", []), start=1):
         season_files, season_ids = _season_features(plan, scenes, window, k, geobox, out_dir, tags, materialize)
@@ -269,7 +269,7 @@ def _season_features(
         layers[name] = compute_index(name, comp, plan.profiles["indices"])
     for name, da in layers.items():
         key = f"{name}_s{k}"
-        files[key] = write_product(name, da, out_dir / f"{key}.tif", tags, style=False, output_name=key)
+        files[key] = write_product(name, da, out_dir / f"{key}.tif", tags, intermediate=True, output_name=key)
     return files, ids
 
 

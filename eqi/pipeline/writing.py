@@ -48,8 +48,11 @@ def write_product(
     *,
     style: bool = True,
     output_name: str | None = None,
+    intermediate: bool = False,
 ) -> Path:
     """Write product ``name`` (registry spec) as a COG at ``path``; with ``style`` also its .qml.
+
+    ``intermediate`` files (the tile store) are tiled GeoTIFFs without overviews, never styled.
 
     ``output_name`` labels the file when it differs from the product (``ndvi_s1``).
     """
@@ -71,9 +74,9 @@ def write_product(
         values, path, nodata=spec.nodata, description=spec.description,
         kind="categorical" if spec.kind == "categorical" else "continuous", units=spec.units,
         tags=product_tags, colormap=colormap_from_classes(classes) if categorical else None,
-        category_names=names_from_classes(classes) if categorical else None,
+        category_names=names_from_classes(classes) if categorical else None, intermediate=intermediate,
     )  # fmt: skip
-    if not style:
+    if not style or intermediate:
         return path
     if categorical:
         write_qml(path, categorical_qml(list(classes or ()), nodata=int(spec.nodata), label=spec.description))

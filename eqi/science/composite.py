@@ -60,7 +60,9 @@ def nan_quantiles(values: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
     Sorting puts NaN last, so the k-th valid value of a pixel is at index k; this is exact and
     equals ``np.nanquantile`` while being several times faster on (t, y, x) stacks.
     """
-    ordered = np.sort(values, axis=0)
+    # sort along a contiguous last axis: several times faster than along a strided axis 0
+    ordered = np.ascontiguousarray(np.moveaxis(values, 0, -1))
+    ordered.sort(axis=-1)
     count = np.sum(~np.isnan(values), axis=0)
     out = np.full((len(quantiles), *values.shape[1:]), np.nan, dtype=np.float32)
     has = count > 0
@@ -70,8 +72,8 @@ def nan_quantiles(values: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
         lo = np.floor(pos).astype(np.intp)
         hi = np.minimum(lo + 1, last)
         frac = (pos - lo).astype(np.float32)
-        v_lo = np.take_along_axis(ordered, lo[None], axis=0)[0]
-        v_hi = np.take_along_axis(ordered, hi[None], axis=0)[0]
+        v_lo = np.take_along_axis(ordered, lo[..., None], axis=-1)[..., 0]
+        v_hi = np.take_along_axis(ordered, hi[..., None], axis=-1)[..., 0]
         value = v_lo + (v_hi - v_lo) * frac
         out[i] = np.where(has, value, np.nan)
     return out
