@@ -61,6 +61,7 @@ VARIANT_LABELS = {
 _POSITIVE = ("ndvi", "wet")  # ecologically positive factors (spec §6.3-4)
 _NEGATIVE = ("lst", "ndbsi")
 _ROW_BLOCK = 1024  # rows per step when locating sampled pixels (bounds temporary memory)
+_KEPT_MASK_BYTES = 64 * 2**20  # bit-packed valid masks kept between the fit passes (bytes)
 
 
 # ------------------------------------------------------------------------------------ parameters
@@ -492,6 +493,122 @@ def _covariance(x: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------ fit / apply
 
 
+# ------------------------------------------------------------------------------------ fit passes
+
+
+def _valid_counts(
+    groups: Sequence[Sequence[RseiComponents]], names: tuple[str, ...], *, minmax: bool
+) -> tuple[list[list[int]], list[tuple[Any, ...]], dict[tuple[int, int], np.ndarray]]:
+    """Pass 1: valid pixels of every part, their masks, and (``minmax``) each component's min/max.
+
+    Returns the valid-pixel counts per year and part, the extremes per part (min, max of each
+    component in order), and the masks kept for the sample (pass 2): in-memory parts always (they
+    cost no more than the data); Dask-backed parts (tiles read from files) bit-packed while the
+    kept masks stay under ``_KEPT_MASK_BYTES``, so memory stays bounded however many tiles an area
+    has, and a kept mask is not computed twice.
+    """
+    counts: list[list[int]] = []
+    extremes: list[tuple[Any, ...]] = []
+    kept: dict[tuple[int, int], np.ndarray] = {}
+    budget = _KEPT_MASK_BYTES
+    for gi, g in enumerate(groups):
+        counts.append([])
+        for ci, c in enumerate(g):
+            v = c.valid()
+            inside = [c.layers[n].where(v) for n in names] if minmax else []
+            ext = [a for layer in inside for a in (layer.min().data, layer.max().data)]
+            mask, *values = dask.compute(v.data, *ext)
+            mask = np.asarray(mask, dtype=bool)
+            counts[-1].append(int(np.count_nonzero(mask)))
+            extremes.append(tuple(values))
+            if not hasattr(v.data, "dask"):
+                kept[(gi, ci)] = mask
+            elif mask.size // 8 <= budget:
+                kept[(gi, ci)] = np.packbits(mask, axis=None)
+                budget -= kept[(gi, ci)].nbytes
+    return counts, extremes, kept
+
+
+def _kept_mask(kept: Mapping[tuple[int, int], np.ndarray], key: tuple[int, int], part: RseiComponents) -> np.ndarray:
+    """The valid mask of a part from pass 1 (unpacked), or computed again when it was not kept."""
+    if key not in kept:
+        return np.asarray(dask.compute(part.valid().data)[0], dtype=bool)
+    mask = kept[key]
+    if mask.dtype == bool:
+        return mask
+    shape = part.usable.shape
+    return np.unpackbits(mask, count=int(np.prod(shape))).astype(bool).reshape(shape)
+
+
+def _draw_sample(
+    groups: Sequence[Sequence[RseiComponents]], counts: Sequence[Sequence[int]],
+    kept: Mapping[tuple[int, int], np.ndarray], names: tuple[str, ...], *, size: int, seed: int,
+) -> np.ndarray:
+    """Pass 2: a seeded sample of ``size`` pixels per year, spread over its parts in proportion to
+    their valid pixels; (n, k) float64 component values."""
+    blocks: list[np.ndarray] = []
+    for i, (g, part_counts) in enumerate(zip(groups, counts, strict=True)):
+        quotas = _allocate(min(size, sum(part_counts)), part_counts)
+        for j, (c, quota) in enumerate(zip(g, quotas, strict=True)):
+            if quota == 0:
+                continue
+            rng = np.random.default_rng([seed, i] if len(g) == 1 else [seed, i, j])
+            rows, cols = _sample_positions(_kept_mask(kept, (i, j), c), quota, rng)
+            values = dask.compute(*[_gather(c.layers[n], rows, cols) for n in names])
+            blocks.append(np.stack([np.asarray(v, np.float64) for v in values], axis=1))
+    return np.concatenate(blocks)
+
+
+def _normalisation_bounds(
+    sample: np.ndarray, extremes: Sequence[tuple[Any, ...]], names: tuple[str, ...], method: str,
+    norm_cfg: Mapping[str, Any],
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float] | None]:
+    """Each component's normalisation bounds: exact min/max over all valid pixels (``minmax``) or
+    the sample's ``p_low``/``p_high`` percentiles (``robust``); and those percentiles."""
+    k = len(names)
+    percentiles: tuple[float, float] | None = None
+    if method == "minmax":
+        ext = np.asarray(extremes, dtype=np.float64).reshape(len(extremes), k, 2)
+        lo, hi = np.nanmin(ext[:, :, 0], axis=0), np.nanmax(ext[:, :, 1], axis=0)
+    else:
+        percentiles = (float(norm_cfg["p_low"]), float(norm_cfg["p_high"]))
+        lo = np.array([np.percentile(sample[:, j], percentiles[0]) for j in range(k)])
+        hi = np.array([np.percentile(sample[:, j], percentiles[1]) for j in range(k)])
+    for j, n in enumerate(names):
+        if not hi[j] > lo[j]:
+            raise InputError(
+                f"RSEI component {n} is constant over the valid pixels ({lo[j]}); "
+                "check the inputs (a band may be empty or saturated)"
+            )
+    return lo, hi, percentiles
+
+
+def _principal_component(
+    sample: np.ndarray, lo: np.ndarray, hi: np.ndarray, names: tuple[str, ...], *, tol: float, solver_sign: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """PCA of the normalised, mean-centred sample: (mean, oriented PC1, eigenvalues, PC1 share)."""
+    k = len(names)
+    norm = np.clip((sample - lo) / (hi - lo), 0.0, 1.0)
+    mean = np.array([float(np.mean(norm[:, j])) for j in range(k)])
+    eigval, eigvec = np.linalg.eigh(_covariance(norm - mean))
+    order = np.argsort(eigval)[::-1]
+    eigval = np.clip(eigval[order], 0.0, None)
+    vec = _orient(eigvec[:, order[0]] * float(solver_sign), names, tol)
+    total = float(eigval.sum())
+    return mean, vec, eigval, float(eigval[0] / total) if total > 0 else 0.0
+
+
+def _rsei0_bounds(rsei0: Sequence[Sequence[xr.DataArray]]) -> tuple[float, float]:
+    """Pass 3: min and max of RSEI_0 over all valid pixels of all years and parts."""
+    ext0 = np.asarray(
+        dask.compute(*[a for g in rsei0 for r in g for a in (r.min().data, r.max().data)]), dtype=np.float64
+    )
+    rmin, rmax = float(np.nanmin(ext0[0::2])), float(np.nanmax(ext0[1::2]))
+    if not rmax > rmin:
+        raise InputError("RSEI_0 is constant over the valid pixels; the components carry no contrast")
+    return rmin, rmax
+
+
 def fit_rsei_model(
     years: Sequence[RseiComponents | Sequence[RseiComponents]],
     *,
@@ -553,88 +670,18 @@ def _fit(
     if size < k + 1:
         raise ConfigError(f"RSEI sample_size must be at least {k + 1}, got {size}")
 
-    # pass 1: valid-pixel counts per part (+ exact min/max for minmax).  Masks of Dask-backed
-    # parts (tiles read from files) are not kept, so memory does not grow with the number of
-    # tiles; masks of in-memory parts are kept for pass 2 (they cost no more than the data).
-    lazy: list[Any] = []
-    kept: dict[tuple[int, int], np.ndarray] = {}
-    for gi, g in enumerate(groups):
-        for ci, c in enumerate(g):
-            v = c.valid()
-            if not hasattr(v.data, "dask"):
-                kept[(gi, ci)] = np.asarray(v.data, dtype=bool)
-            lazy.append(v.sum().data)
-            if method == "minmax":
-                for n in names:
-                    layer = c.layers[n].where(v)
-                    lazy += [layer.min().data, layer.max().data]
-    computed = dask.compute(*lazy)
-    step = 1 + (2 * k if method == "minmax" else 0)
-    part_valid = [int(computed[i]) for i in range(0, len(computed), step)]
-    extremes = [computed[i + 1 : i + step] for i in range(0, len(computed), step)]
-    n_valid_parts: list[list[int]] = []
-    pos = 0
-    for g in groups:
-        n_valid_parts.append(part_valid[pos : pos + len(g)])
-        pos += len(g)
+    n_valid_parts, extremes, kept = _valid_counts(groups, names, minmax=method == "minmax")
     n_valid = tuple(sum(v) for v in n_valid_parts)
     for g, n in zip(groups, n_valid, strict=True):
         if n < k + 1:
             raise _empty_year_error(g, n, k)
-
-    # pass 2: seeded sample per year, spread over its parts in proportion to their valid pixels
-    blocks: list[np.ndarray] = []
-    for i, (g, counts) in enumerate(zip(groups, n_valid_parts, strict=True)):
-        quotas = _allocate(min(size, sum(counts)), counts)
-        for j, (c, quota) in enumerate(zip(g, quotas, strict=True)):
-            if quota == 0:
-                continue
-            mask = kept[(i, j)] if (i, j) in kept else dask.compute(c.valid().data)[0]
-            rng = np.random.default_rng([seed, i] if len(g) == 1 else [seed, i, j])
-            rows, cols = _sample_positions(np.asarray(mask, dtype=bool), quota, rng)
-            values = dask.compute(*[_gather(c.layers[n], rows, cols) for n in names])
-            blocks.append(np.stack([np.asarray(v, np.float64) for v in values], axis=1))
-    sample = np.concatenate(blocks)
-
-    # normalisation bounds
-    percentiles: tuple[float, float] | None = None
-    if method == "minmax":
-        ext = np.asarray(extremes, dtype=np.float64).reshape(len(extremes), k, 2)
-        lo, hi = np.nanmin(ext[:, :, 0], axis=0), np.nanmax(ext[:, :, 1], axis=0)
-    else:
-        percentiles = (float(norm_cfg["p_low"]), float(norm_cfg["p_high"]))
-        lo = np.array([np.percentile(sample[:, j], percentiles[0]) for j in range(k)])
-        hi = np.array([np.percentile(sample[:, j], percentiles[1]) for j in range(k)])
-    for j, n in enumerate(names):
-        if not hi[j] > lo[j]:
-            raise InputError(
-                f"RSEI component {n} is constant over the valid pixels ({lo[j]}); "
-                "check the inputs (a band may be empty or saturated)"
-            )
-
-    # PCA on the normalised, mean-centred sample
-    norm = np.clip((sample - lo) / (hi - lo), 0.0, 1.0)
-    mean = np.array([float(np.mean(norm[:, j])) for j in range(k)])
-    eigval, eigvec = np.linalg.eigh(_covariance(norm - mean))
-    order = np.argsort(eigval)[::-1]
-    eigval = np.clip(eigval[order], 0.0, None)
-    vec = eigvec[:, order[0]] * float(_solver_sign)
-    tol = float(param_value(pca_cfg["orientation_tie_tolerance"]))
-    vec = _orient(vec, names, tol)
-    total = float(eigval.sum())
-    share = float(eigval[0] / total) if total > 0 else 0.0
-
-    # pass 3: final min-max bounds of RSEI_0 over all valid pixels of all years
-    rsei0 = [[_rsei0(c, lo, hi, mean, vec) for c in g] for g in groups]
-    ext0 = np.asarray(
-        dask.compute(*[a for g in rsei0 for r in g for a in (r.min().data, r.max().data)]), dtype=np.float64
+    sample = _draw_sample(groups, n_valid_parts, kept, names, size=size, seed=seed)
+    lo, hi, percentiles = _normalisation_bounds(sample, extremes, names, method, norm_cfg)
+    mean, vec, eigval, share = _principal_component(
+        sample, lo, hi, names, tol=float(param_value(pca_cfg["orientation_tie_tolerance"])), solver_sign=_solver_sign
     )
-    rmin = float(np.nanmin(ext0[0::2]))
-    rmax = float(np.nanmax(ext0[1::2]))
-    if not rmax > rmin:
-        raise InputError(
-            "RSEI_0 is constant over the valid pixels; the components carry no contrast"
-        )
+    rsei0 = [[_rsei0(c, lo, hi, mean, vec) for c in g] for g in groups]
+    rmin, rmax = _rsei0_bounds(rsei0)
 
     qa: list[str] = []
     min_share = float(param_value(pca_cfg["qa_min_pc1_share"]))
