@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit bench bench-quick lint aoi clean
+.PHONY: setup system-deps demo test test-unit bench bench-quick lint aoi clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Debian packages the tests use (run as root, e.g. by .ci/run): a headless QGIS opens the outputs
+SYSTEM_PACKAGES := python3-qgis qgis-providers
+system-deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES)
 
 demo: setup
 	$(BIN)/eqi demo --out demo-out

@@ -32,9 +32,12 @@ from shapely.geometry.base import BaseGeometry
 
 from eqi.geo.regions import Region
 from eqi.io.atomic import atomic_write_text
-from eqi.products import REGISTRY
+from eqi.io.stac import product_family
 
-__all__ = ["GROUPS", "MAIN_PRODUCTS", "project_path", "write_qgis_project", "write_boundaries"]
+__all__ = ["GPKG_MEDIA_TYPE", "QGS_MEDIA_TYPE", "GROUPS", "MAIN_PRODUCTS", "project_path", "write_qgis_project", "write_boundaries"]
+
+QGS_MEDIA_TYPE = "application/x-qgis"
+GPKG_MEDIA_TYPE = "application/geopackage+sqlite3"
 
 GROUPS: tuple[tuple[str, str], ...] = (
     ("regions", "Regions 区域"),
@@ -82,16 +85,6 @@ def _layer_id(name: str, source: str) -> str:
     digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
     safe = "".join(c if c.isalnum() else "_" for c in name)
     return f"{safe}_{digest}"
-
-
-def _family(product: str) -> str:
-    base = product.split("_p")[0] if product not in REGISTRY else product
-    spec = REGISTRY.get(base)
-    if spec is not None:
-        return str(spec.family)
-    if "change" in product or "trend" in product or "transition" in product:
-        return "change"
-    return "other"
 
 
 def _srs(parent: ET.Element, crs: CRS) -> None:
@@ -273,7 +266,7 @@ def _raster_layer(tif: Path, task_dir: Path, visible: set[str]) -> _Layer | None
     label = _qml_label(qml)
     title = f"{name} — {label.split(' [')[0]}" if label else name
     source = "./" + tif.relative_to(task_dir).as_posix()
-    return _Layer(_layer_id(name, source), title, source, "raster", _family(name), name in visible,
+    return _Layer(_layer_id(name, source), title, source, "raster", product_family(name), name in visible,
                   _raster_style(qml), crs, bounds)  # fmt: skip
 
 

@@ -37,7 +37,8 @@ pixels per land-cover type, and simulated clouds and shadows.  No value here is 
   archive.parquet   the archive indexed by `eqi archive index` (stac-geoparquet)
   demo.yaml         the run configuration; `eqi run demo.yaml --overwrite` recomputes everything
   <region>/<year>/  products (COG + QGIS .qml), items.json (inputs), metadata.json, item.json
-  catalog.json      STAC catalog of all outputs
+  <region>/<year>/<region>_<year>.qgs   QGIS project of the region and year (open it in QGIS)
+  catalog.json      STAC catalog of all outputs (collections/: one collection per product family)
 """
 
 
@@ -90,5 +91,7 @@ def run_demo(out: Path, *, progress: Callable[[str], None] = print) -> Path:
     atomic_write_text(out / "README-SIMULATED.txt", _README.format(region=region.name))
     progress(f"[3/3] running the main job (eqi run {config_path})")
     run(load_config(config_path), overwrite=True, progress=progress)
+    for project in sorted(out.glob("*/*/*.qgs")):  # QGIS projects (eqi.io.qgis_project)
+        progress(f"QGIS project: {project}")
     progress(f"demo finished in {time.perf_counter() - start:.1f} s; outputs in {out} (SIMULATED data)")
     return config_path

@@ -66,13 +66,17 @@ def render(project: QgsProject, size: int, png: Path, hide: set[str] = frozenset
     image = job.renderedImage()
     image.save(str(png), "PNG")
     colours = {}
-    for y in range(0, image.height(), 2):
-        for x in range(0, image.width(), 2):
+    boundary = 0  # pixels near the boundary colour (#e0218a, magenta), antialiasing included
+    for y in range(image.height()):
+        for x in range(image.width()):
             rgb = image.pixel(x, y) & 0xFFFFFF
             colours[rgb] = colours.get(rgb, 0) + 1
+            r, g, b = rgb >> 16, (rgb >> 8) & 0xFF, rgb & 0xFF
+            if r > 180 and g < 110 and 90 < b < 190 and r - g > 110:
+                boundary += 1
     return {"png": str(png), "layers": [la.name() for la in layers], "colours": len(colours),
             "white_share": colours.get(0xFFFFFF, 0) / max(1, sum(colours.values())),
-            "errors": [str(e.message) for e in job.errors()],
+            "errors": [str(e.message) for e in job.errors()], "boundary_pixels": boundary,
             "pixels": {f"{k:06x}": v for k, v in sorted(colours.items(), key=lambda kv: -kv[1])[:400]}}
 
 
@@ -120,12 +124,14 @@ def main() -> None:
     from qgis.core import Qgis
 
     report["qgis"] = Qgis.QGIS_VERSION
-    for tif in sorted(out.glob("*/*/*.tif")):
-        if tif.parts[-3] in ("tiles", "areas", "archive"):
+    for tif in sorted([*out.rglob("*.tif"), *out.rglob("*.vrt")]):
+        if "archive" in tif.relative_to(out).parts:
             continue
         layer = QgsRasterLayer(str(tif), tif.stem, "gdal")
-        layer.loadDefaultStyle()  # the same-stem .qml, as QGIS does when a user adds the file
-        report["rasters"][str(tif.relative_to(out))] = raster_info(layer)
+        styled = tif.with_suffix(".qml").is_file()
+        if styled:
+            layer.loadDefaultStyle()  # the same-stem .qml, as QGIS does when a user adds the file
+        report["rasters"][str(tif.relative_to(out))] = {**raster_info(layer), "styled": styled}
     for gpkg in sorted(out.glob("**/*.gpkg")):
         if "archive" in gpkg.parts:
             continue
