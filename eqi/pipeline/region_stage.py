@@ -22,7 +22,7 @@ from odc.geo.geobox import GeoBox
 from eqi.geo.grid import TileId
 from eqi.geo.regions import Region
 from eqi.io.atomic import atomic_write_json, atomic_write_text, clean_stale_temps
-from eqi.io.qgis_project import GPKG_MEDIA_TYPE, QGS_MEDIA_TYPE, write_qgis_project
+from eqi.io.qgis_project import write_qgis_project
 from eqi.io.raster import open_raster, region_mask, write_vrt
 from eqi.io.stac import AssetInfo, eqi_version, product_item, write_item_atomic
 from eqi.pipeline.context import TileContext
@@ -117,7 +117,9 @@ def run_region(
                                              roles=("style",), media_type="text/xml")
         written[f"{name}_mosaic"] = AssetInfo(path=vrt, title=f"{name} mosaic over the tiles (VRT)",
                                               roles=("data", "overview"), media_type="application/x-ogc-vrt+xml")
-    written.update(_qgis_project_assets(plan, region, year))  # issue 10: QGIS project of the task
+    # issue 10: the task's QGIS project (+ boundaries.gpkg, true_colour.vrt); not assets of the item, so
+    # `eqi report` can rewrite it (e.g. once region tables exist) without undoing the done marker
+    write_qgis_project(plan.out, region, year, regions=plan.area.regions, area=plan.area.slug)
     for target_name, source in (extra_files or {}).items():
         target = out_dir / target_name
         shutil.copyfile(source, target)
@@ -157,18 +159,6 @@ def run_region(
     )  # fmt: skip
     write_item_atomic(item, item_path)
     return [a.path for a in written.values()]
-
-
-def _qgis_project_assets(plan: Plan, region: Region, year: int) -> dict[str, AssetInfo]:
-    """``<region>_<year>.qgs`` with its boundaries and true-colour VRT (eqi.io.qgis_project), as assets."""
-    project = write_qgis_project(plan.out, region, year, regions=plan.area.regions, area=plan.area.slug)
-    assets = {"qgis_project": AssetInfo(path=project, title="QGIS project", roles=("visual",), media_type=QGS_MEDIA_TYPE),
-              "boundaries": AssetInfo(path=project.with_name("boundaries.gpkg"), title="Region boundaries",
-                                      roles=("data",), media_type=GPKG_MEDIA_TYPE)}  # fmt: skip
-    if project.with_name("true_colour.vrt").is_file():
-        assets["true_colour"] = AssetInfo(path=project.with_name("true_colour.vrt"), title="True-colour composite (VRT)",
-                                          roles=("visual",), media_type="application/x-ogc-vrt+xml")  # fmt: skip
-    return assets
 
 
 def _region_items(files: Mapping[TileId, Mapping[str, Path]], searches: Sequence[Path], out_dir: Path) -> list[dict[str, Any]]:

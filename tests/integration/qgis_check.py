@@ -13,10 +13,12 @@ not the project's venv).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 from qgis.core import (
+    Qgis,
     QgsApplication,
     QgsMapRendererParallelJob,
     QgsMapSettings,
@@ -119,11 +121,7 @@ def main() -> None:
     png_dir.mkdir(parents=True, exist_ok=True)
     app = QgsApplication([], False)
     app.initQgis()
-    report = {"qgis": QgsApplication.instance().applicationVersion() if False else None,
-              "rasters": {}, "vectors": {}, "projects": {}}
-    from qgis.core import Qgis
-
-    report["qgis"] = Qgis.QGIS_VERSION
+    report = {"qgis": Qgis.QGIS_VERSION, "rasters": {}, "vectors": {}, "projects": {}}
     for tif in sorted([*out.rglob("*.tif"), *out.rglob("*.vrt")]):
         if "archive" in tif.relative_to(out).parts:
             continue
@@ -144,7 +142,9 @@ def main() -> None:
     for qgs in sorted(out.glob("*/*/*.qgs")):
         report["projects"][str(qgs.relative_to(out))] = project_info(qgs, png_dir)
     result.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    app.exitQgis()
+    sys.stdout.flush()
+    # QGIS 3.22 can crash tearing down layers at interpreter exit; the report is written, so leave now
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -141,7 +141,7 @@ def test_checksums_sizes_and_classes_match_the_files(small_run: Path) -> None:
             for value, cls in classes.items():
                 assert cls["color_hint"] == "{:02X}{:02X}{:02X}".format(*colormap[value][:3])
         assert "classification:classes" not in assets["ndvi"]
-        assert assets["qgis_project"]["type"] == "application/x-qgis"
+        assert not any(a["href"].endswith(".qgs") for a in assets.values())  # rebuildable, not part of the done marker
 
 
 def test_moved_folder_keeps_the_catalog_valid_and_resolving(small_run: Path, moved_run: Path) -> None:
@@ -179,7 +179,10 @@ def test_every_cog_validates_and_overviews_keep_the_mean(small_run: Path) -> Non
                     reduced = ovr.read(1, masked=True).astype("float64")
                 if reduced.count() == 0:
                     continue
-                assert float(reduced.mean()) == pytest.approx(mean, rel=0.01, abs=1e-6), (tif, level)
+                if src.dtypes[0] == "float32":
+                    assert float(reduced.mean()) == pytest.approx(mean, rel=0.01), (tif, level)
+                else:  # integer counts: GDAL rounds each averaged pixel (bias < 0.02 observations here)
+                    assert float(reduced.mean()) == pytest.approx(mean, rel=0.01, abs=0.02), (tif, level)
                 levels += 1
     assert levels >= 20  # the 1024-px tile COGs have overviews; the region clips are one tile
 

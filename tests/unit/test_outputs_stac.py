@@ -165,3 +165,49 @@ def test_custom_albers_grid_is_recorded_as_wkt2(tmp_path: Path) -> None:
     assert asset.get("proj:code") is None  # no EPSG code: the CRS is in proj:wkt2
     assert CRS(asset["proj:wkt2"]) == albers
     assert asset["proj:shape"] == [200, 200]
+
+
+def test_catalog_has_a_collection_per_family_valid_offline_and_movable(tmp_path: Path) -> None:
+    import shutil
+
+    from stac_offline import validate_tree
+
+    out = tmp_path / "out"
+    _finish_task(out, "chengdu", 2020)
+    _finish_task(out, "ya_an", 2021)
+    cat_path = update_catalog(out, "outputs")
+    # catalog + 2 task items + the vegetation collection (NDVI) + its 2 items
+    assert validate_tree(cat_path) == 6
+    collection = json.loads((out / "collections" / "vegetation" / "collection.json").read_text())
+    assert collection["id"] == "eqi-vegetation" and collection["summaries"]["eqi:region"] == ["chengdu", "ya_an"]
+    assert collection["extent"]["spatial"]["bbox"] == [BBOX]
+    view = json.loads((out / "collections" / "vegetation" / "chengdu_2020_vegetation.json").read_text())
+    assert view["assets"]["ndvi"]["href"] == "../../chengdu/2020/ndvi.tif"
+    assert view["assets"]["ndvi"]["file:checksum"] == "1220" + sha256_file(out / "chengdu" / "2020" / "ndvi.tif")
+    moved = shutil.copytree(out, tmp_path / "moved")
+    shutil.rmtree(out)
+    assert validate_tree(moved / "catalog.json") == 6
+    catalog = pystac.Catalog.from_file(str(moved / "catalog.json"))
+    hrefs = [a.get_absolute_href() for c in catalog.get_children() for i in c.get_items() for a in i.assets.values()]
+    assert hrefs and all(Path(h).is_file() for h in hrefs)
+    # a task that disappears takes its family items with it
+    shutil.rmtree(moved / "ya_an")
+    update_catalog(moved, "outputs")
+    assert sorted(p.name for p in (moved / "collections" / "vegetation").iterdir()) == [
+        "chengdu_2020_vegetation.json", "collection.json"]
+
+
+def test_class_rasters_carry_the_classification_extension(tmp_path: Path) -> None:
+    from eqi.io.qml import colormap_from_classes, names_from_classes
+
+    classes = [(1, "#f2d16b", "耕地 Cropland"), (2, "#1e8c3a", "林地 Forest land")]
+    gbox = GeoBox.from_bbox((399_990, 3_399_990, 401_190, 3_400_890), crs="EPSG:32648", resolution=30)
+    tif = write_cog(wrap_xr(np.ones(gbox.shape, "uint8"), gbox), tmp_path / "landcover.tif", nodata=0,
+                    description="lc", kind="categorical", colormap=colormap_from_classes(classes),
+                    category_names=names_from_classes(classes))  # fmt: skip
+    item = product_item("t", "r", 2020, box(*BBOX), BBOX, {"landcover": AssetInfo(tif, "LC")}).to_dict()
+    assert item["assets"]["landcover"]["classification:classes"] == [
+        {"value": 1, "description": "耕地 Cropland", "name": "cropland", "color_hint": "F2D16B"},
+        {"value": 2, "description": "林地 Forest land", "name": "forest_land", "color_hint": "1E8C3A"},
+    ]
+    assert any("classification" in e for e in item["stac_extensions"])
