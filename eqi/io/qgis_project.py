@@ -271,15 +271,39 @@ def _raster_layer(tif: Path, task_dir: Path, visible: set[str]) -> _Layer | None
 
 
 def _vector_layer(gpkg: Path, layer: str, task_dir: Path, *, title: str, visible: bool,
-                  label_field: str, width_mm: float, labels: bool) -> _Layer:
+                  label_field: str, width_mm: float, labels: bool, subset: str | None = None,
+                  colour: str = _BOUNDARY_COLOUR) -> _Layer:
     info = pyogrio.read_info(gpkg, layer=layer)
     crs = CRS.from_user_input(info["crs"])
     geometry = "Polygon" if "Polygon" in str(info["geometry_type"]) else "Unknown"
     source = os.path.relpath(gpkg, task_dir).replace(os.sep, "/")
     source = (source if source.startswith(".") else "./" + source) + f"|layername={layer}"
+    if subset:
+        source += f"|subset={subset}"
     return _Layer(_layer_id(f"{gpkg.stem}_{layer}", source), title, source, "vector", "regions", visible,
-                  _boundary_style(label_field, width_mm=width_mm, colour=_BOUNDARY_COLOUR, labels=labels),
+                  _boundary_style(label_field, width_mm=width_mm, colour=colour, labels=labels),
                   crs, tuple(info["total_bounds"]), geometry)  # fmt: skip
+
+
+_TABLE_LEVELS = {"zone": ("Zones 分区", True), "county": ("Counties 县（区）", True),
+                 "prefecture": ("Prefectures 市（州）", False), "province": ("Province 省", False)}  # fmt: skip
+
+
+def _table_layers(tables: Path, task_dir: Path, year: int) -> list[_Layer]:
+    """The region indicator tables (one GeoPackage layer per level, rows per region x year; see the
+    regional assessment's docs/tables.md) as layers filtered to ``year``: counties and zones
+    visible and labelled, prefectures and the province hidden; every indicator in the attributes."""
+    out = []
+    listed = {str(row[0]): str(row[1]) for row in pyogrio.list_layers(tables)}
+    for level, (title, visible) in _TABLE_LEVELS.items():
+        if level not in listed or "Polygon" not in listed[level]:
+            continue
+        fields = list(pyogrio.read_info(tables, layer=level)["fields"])
+        subset = f'"year" = {int(year)}' if "year" in fields else None
+        out.append(_vector_layer(tables, level, task_dir, title=f"{title} — indicators 指标", visible=visible,
+                                 label_field="name" if "name" in fields else "region", width_mm=0.35,
+                                 labels=visible, subset=subset, colour="#3c3c3c"))  # fmt: skip
+    return out
 
 
 def _maplayer(parent: ET.Element, layer: _Layer) -> None:
@@ -380,17 +404,14 @@ def write_qgis_project(
     products = {p.stem for p in task_dir.glob("*.tif")}
     main = next((p for p in MAIN_PRODUCTS if p in products), None)
     rgb = _true_colour_vrt(task_dir)
+    tables = out / _TABLES.format(area=area) if area else None
+    table_layers = _table_layers(tables, task_dir, year) if tables is not None and tables.is_file() else []
+    labelled = any(la.visible for la in table_layers)  # county / zone names come from the tables then
     layers: list[_Layer] = [
         _vector_layer(boundaries, "boundaries", task_dir, title="Boundaries 边界", visible=True,
-                      label_field="name", width_mm=0.7, labels=True),
+                      label_field="name", width_mm=0.7, labels=not labelled),
+        *table_layers,
     ]  # fmt: skip
-    tables = out / _TABLES.format(area=area) if area else None
-    if tables is not None and tables.is_file():
-        for info in pyogrio.list_layers(tables):
-            layer_name, geometry_type = str(info[0]), info[1]
-            if geometry_type and "Polygon" in str(geometry_type):
-                layers.append(_vector_layer(tables, layer_name, task_dir, title=f"Indicators {layer_name} 指标",
-                                            visible=False, label_field="name", width_mm=0.3, labels=False))  # fmt: skip
     rasters = [la for tif in sorted(task_dir.glob("*.tif")) if (la := _raster_layer(tif, task_dir, {main} if main else set()))]
     if rgb is not None:
         with rasterio.open(rgb) as src:

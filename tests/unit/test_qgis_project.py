@@ -108,3 +108,25 @@ def test_project_is_deterministic(task) -> None:
     out, regions = task
     first = write_qgis_project(out, regions[0], 2020, regions=regions).read_bytes()
     assert write_qgis_project(out, regions[0], 2020, regions=regions).read_bytes() == first
+
+
+def test_region_tables_are_added_filtered_to_the_year(task) -> None:
+    """``OUT/areas/<area>/tables/regions.gpkg`` (one layer per level, rows per region x year)."""
+    import geopandas as gpd
+
+    out, regions = task
+    tables = out / "areas" / "a1" / "tables" / "regions.gpkg"
+    tables.parent.mkdir(parents=True)
+    rows = [{"region": r.name, "name": r.attrs["name"], "level": "county", "year": y, "ei": 50.0 + y - 2019}
+            for r in regions for y in (2019, 2020)]  # fmt: skip
+    frame = gpd.GeoDataFrame(rows, geometry=[r.geometry for r in regions for _ in (2019, 2020)], crs="EPSG:4326")
+    pyogrio.write_dataframe(frame, tables, layer="county", driver="GPKG")
+    path = write_qgis_project(out, regions[0], 2020, regions=regions, area="a1")
+    root = ET.parse(path).getroot()
+    layers = _layers(root)
+    county = layers["Counties"]
+    assert county.findtext("datasource") == '../../areas/a1/tables/regions.gpkg|layername=county|subset="year" = 2020'
+    assert county.find("./labeling/settings/text-style").get("fieldName") == "name"
+    assert layers["Boundaries"].find("labeling") is None  # the names are labelled once, by the table layer
+    order = [la.get("name").split(" ")[0] for la in root.iter("layer-tree-layer")]
+    assert order[:2] == ["Boundaries", "Counties"]
