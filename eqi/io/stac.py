@@ -308,6 +308,42 @@ FAMILY_TITLES: dict[str, str] = {
     "other": "Other outputs",
 }
 _COLLECTIONS = "collections"
+_STORE = "tile-store"
+
+
+def _tile_store_collection(root: Path, folder: Path) -> dict[str, Any] | None:
+    """A collection linking the items of the tile tasks (``tiles/<stack>/<year>/<tile>/``) and of
+    the apply tasks (``areas/<area>/<year>/<tile>/``): the intermediate per-tile products."""
+    paths = sorted([*root.glob("tiles/*/*/*/item.json"), *root.glob("areas/*/*/*/item.json")])
+    items = []
+    for path in paths:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if raw.get("type") == "Feature" and raw.get("bbox"):
+            items.append((path, raw))
+    if not items:
+        return None
+    bboxes = np.array([raw["bbox"] for _, raw in items], dtype=float)
+    starts = sorted(str(raw["properties"].get("start_datetime")) for _, raw in items)
+    ends = sorted(str(raw["properties"].get("end_datetime")) for _, raw in items)
+    return {
+        "type": "Collection", "stac_version": pystac.get_stac_version(), "stac_extensions": [],
+        "id": "eqi-tile-store", "title": "Tile store: per-tile composites, indices and fitted products",
+        "description": "Items of the tile tasks (tiles/) and of the apply tasks (areas/<area>/<year>/<tile>/); "
+                       "the region outputs are mosaics and clips of these.",
+        "license": "other",
+        "extent": {"spatial": {"bbox": [[float(bboxes[:, 0].min()), float(bboxes[:, 1].min()),
+                                          float(bboxes[:, 2].max()), float(bboxes[:, 3].max())]]},
+                   "temporal": {"interval": [[starts[0], ends[-1]]]}},
+        "links": [
+            {"rel": "root", "href": _rel(root / "catalog.json", folder), "type": pystac.MediaType.JSON},
+            {"rel": "parent", "href": _rel(root / "catalog.json", folder), "type": pystac.MediaType.JSON},
+            *({"rel": "item", "href": _rel(path, folder), "type": pystac.MediaType.GEOJSON, "title": raw["id"]}
+              for path, raw in items),
+        ],
+    }  # fmt: skip
 
 
 def _task_items(root: Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -401,7 +437,8 @@ def update_catalog(root: str | os.PathLike[str], title: str) -> Path:
     The catalog links every ``<root>/<region>/<year>/item.json`` (the task items, done markers)
     and, as children, ``<root>/collections/<family>/collection.json``: one STAC collection per
     product family (:func:`product_family`) whose items (``<region>_<year>_<family>.json``) hold
-    that family's assets of each task, pointing at the same files.  Every link and href is
+    that family's assets of each task, pointing at the same files; and
+    ``collections/tile-store/collection.json`` linking the items of the tile and apply tasks.  Every link and href is
     relative, so the folder can be moved; files are written atomically and family items of tasks
     that disappeared are removed.  Returns the catalog path.
     """
@@ -425,6 +462,11 @@ def update_catalog(root: str | os.PathLike[str], title: str) -> Path:
         keep.add(atomic_write_json(folder / "collection.json", _collection(family, views, root, folder)))
         catalog.add_link(pystac.Link(rel="child", target=_rel(folder / "collection.json", root),
                                      media_type=pystac.MediaType.JSON, title=FAMILY_TITLES.get(family, family)))  # fmt: skip
+    store = _tile_store_collection(root, collections / _STORE)
+    if store is not None:
+        keep.add(atomic_write_json(collections / _STORE / "collection.json", store))
+        catalog.add_link(pystac.Link(rel="child", target=f"./{_COLLECTIONS}/{_STORE}/collection.json",
+                                     media_type=pystac.MediaType.JSON, title=store["title"]))  # fmt: skip
     if collections.is_dir():
         for stale in collections.glob("*/*.json"):
             if stale.resolve() not in {k.resolve() for k in keep}:

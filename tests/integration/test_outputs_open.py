@@ -91,10 +91,12 @@ def test_catalog_items_and_collections_validate_offline(small_run: Path) -> None
     assert len(tasks) == len(ZONES) * len(YEARS)
     count = validate_tree(small_run / "catalog.json")
     families = {"composite", "vegetation", "water", "heat", "rsei", "landcover"}
-    # catalog + task items + one collection per family + one item per family and task
-    assert count == 1 + len(tasks) + len(families) * (1 + len(tasks))
+    store = [*small_run.glob("tiles/*/*/*/item.json"), *small_run.glob("areas/*/*/*/item.json")]
+    assert len(store) == 2 * len(YEARS)  # one tile, composited and applied
+    # catalog + task items + one collection per family + one item per family and task + the tile store
+    assert count == 1 + len(tasks) + len(families) * (1 + len(tasks)) + 1 + len(store)
     catalog = pystac.Catalog.from_file(str(small_run / "catalog.json"))
-    assert {c.id for c in catalog.get_children()} == {f"eqi-{f}" for f in families}
+    assert {c.id for c in catalog.get_children()} == {f"eqi-{f}" for f in families} | {"eqi-tile-store"}
     rsei = catalog.get_child("eqi-rsei")
     assert isinstance(rsei, pystac.Collection)
     assert set(rsei.summaries.get_list("eqi:products")) == {"rsei", "rsei_grade", "ndbsi", "wet"}
@@ -152,6 +154,7 @@ def test_moved_folder_keeps_the_catalog_valid_and_resolving(small_run: Path, mov
         assert str(small_run) not in text and '"href": "/' not in text, path
     catalog = pystac.Catalog.from_file(str(moved_run / "catalog.json"))
     items = [*catalog.get_items()] + [i for c in catalog.get_children() for i in c.get_items()]
+    assert len(items) == validate_tree(moved_run / "catalog.json") - 1 - len(list(catalog.get_children()))
     hrefs = [a.get_absolute_href() for i in items for a in i.assets.values()]
     assert hrefs and all(Path(h).resolve().is_relative_to(moved_run.resolve()) for h in hrefs)
     assert all(Path(h).is_file() for h in hrefs)
