@@ -226,6 +226,8 @@ def run(
                         season=season, crs=crs, resolution=resolution, products=products, out=out,
                         s2_boa_offset=s2_boa_offset, no_cloud_mask=no_cloud_mask)
     cfg = cfg.model_copy(update={"collections": resolve_collections(cfg.source, cfg.collections)})
+    # --scheduler wins over dask.scheduler of the config; --workers alone means a local cluster
+    scheduler = scheduler or (None if workers else cfg.dask.scheduler)
     with dask_context(scheduler, workers):
         results = run_job(cfg, overwrite=overwrite, dry_run=dry_run, progress=_echo)
     if not dry_run:

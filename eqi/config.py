@@ -178,6 +178,14 @@ class LandcoverOptions(BaseModel):
         return value
 
 
+class DaskOptions(BaseModel):
+    """Where the run computes: ``scheduler`` (``tcp://host:8786``) spreads tiles over that cluster's
+    workers; none (the default) computes here.  ``--scheduler`` on the command line wins."""
+
+    model_config = ConfigDict(extra="forbid")
+    scheduler: str | None = Field(None, description="address of a running Dask scheduler, tcp://host:port")
+
+
 class RunConfig(BaseModel):
     """Everything a run needs.  Paths are resolved relative to the config file."""
 
@@ -222,6 +230,7 @@ class RunConfig(BaseModel):
     )
     simulated: bool = False
     title: str | None = None
+    dask: DaskOptions = Field(default_factory=DaskOptions)
 
     @field_validator("years")
     @classmethod
@@ -366,6 +375,6 @@ def merge_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 
 def config_hash(config: RunConfig) -> str:
     """Short stable hash of the settings that change results (not the output folder)."""
-    payload = config.model_dump(mode="json", exclude={"out", "title"})
+    payload = config.model_dump(mode="json", exclude={"out", "title", "dask"})  # where it runs: no result
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

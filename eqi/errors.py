@@ -19,6 +19,7 @@ __all__ = [
     "ThermalSourceError",
     "TaskFailedError",
     "LockHeldError",
+    "AssetReadError",
 ]
 
 EXIT_OK = 0
@@ -75,3 +76,8 @@ class LockHeldError(EqiError):
     """Another eqi run holds the lock on the output folder."""
 
     exit_code = EXIT_LOCKED
+
+
+class AssetReadError(InputError):
+    """A scene's asset cannot be read (missing, truncated, corrupt, or its server keeps failing);
+    the message names the item, the asset and the file."""

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import odc.stac
 
-__all__ = ["GDAL_OPTIONS", "apply_gdal_options"]
+__all__ = ["GDAL_OPTIONS", "HTTP_RETRY_OPTIONS", "gdal_options", "apply_gdal_options"]
+
+# Asset reads over HTTP: GDAL retries these answers itself, waiting GDAL_HTTP_RETRY_DELAY seconds
+# and longer after each attempt; connection resets and timeouts are retried too (GDAL >= 3.7).
+HTTP_RETRY_OPTIONS: dict[str, str] = {
+    "GDAL_HTTP_MAX_RETRY": "5",
+    "GDAL_HTTP_RETRY_DELAY": "1",
+    "GDAL_HTTP_RETRY_CODES": "429,500,502,503,504",
+    "GDAL_HTTP_TIMEOUT": "120",  # seconds per request
+    "GDAL_HTTP_CONNECTTIMEOUT": "30",
+}
 
 # GDAL settings applied in this process and on every Dask worker (configure_gdal).
 GDAL_OPTIONS: dict[str, Any] = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no directory listing per file open
-    "GDAL_HTTP_MAX_RETRY": "5",
-    "GDAL_HTTP_RETRY_DELAY": "1",
+    **HTTP_RETRY_OPTIONS,
     "GDAL_HTTP_MULTIRANGE": "YES",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "GDAL_CACHEMAX": 64,  # MiB per process: a capped block cache
@@ -21,6 +32,22 @@ GDAL_OPTIONS: dict[str, Any] = {
 }
 
 
-def apply_gdal_options() -> None:
-    """Apply :data:`GDAL_OPTIONS` in this process (run on every worker by :func:`configure_gdal`)."""
-    odc.stac.configure_rio(cloud_defaults=False, **GDAL_OPTIONS)
+def gdal_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """:data:`GDAL_OPTIONS`, where an environment variable of the same name (e.g.
+    ``GDAL_HTTP_MAX_RETRY=10``) overrides the retry settings of :data:`HTTP_RETRY_OPTIONS`."""
+    env = os.environ if environ is None else environ
+    return {k: env.get(k, v) if k in HTTP_RETRY_OPTIONS else v for k, v in GDAL_OPTIONS.items()}
+
+
+def apply_gdal_options(options: Mapping[str, Any] | None = None) -> None:
+    """Apply ``options`` (default :func:`gdal_options`) in this process, for every read.
+
+    odc-stac reads through its own rasterio environment (``configure_rio``); the HTTP retry
+    settings also go to the process environment, which GDAL consults for reads opened outside it
+    (rasterio.open of reference layers, tile products).
+    """
+    opts = dict(gdal_options() if options is None else options)
+    odc.stac.configure_rio(cloud_defaults=False, **opts)
+    for key in HTTP_RETRY_OPTIONS:
+        if key in opts:
+            os.environ.setdefault(key, str(opts[key]))

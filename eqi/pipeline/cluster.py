@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -9,9 +10,10 @@ from typing import Any
 import dask
 
 from eqi.errors import ConfigError
-from eqi.io.gdal import apply_gdal_options
+from eqi.io.gdal import apply_gdal_options, gdal_options
+from eqi.io.read_errors import watch_read_failures
 
-__all__ = ["dask_context", "configure_gdal"]
+__all__ = ["dask_context", "configure_gdal", "current_client"]
 
 
 @contextmanager
@@ -64,8 +66,26 @@ def configure_gdal(client: Any | None = None) -> None:
     ``configure_rio``; worker processes are configured by a WorkerPlugin, which also runs on
     workers that join later.
     """
-    apply_gdal_options()
+    options = gdal_options()
+    apply_gdal_options(options)
+    watch_read_failures()
     if client is not None:  # a cluster: distributed is loaded already, the plugin costs nothing
         from eqi.io.gdal_plugin import GdalWorkerPlugin
 
-        client.register_plugin(GdalWorkerPlugin())
+        client.register_plugin(GdalWorkerPlugin(options))  # the client's settings, on every worker
+
+
+def current_client() -> Any | None:
+    """The dask.distributed client this run uses (``--scheduler``/``--workers``), or None.
+
+    None without one, so the threaded path never imports ``distributed``.
+    """
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import default_client
+
+    try:
+        client = default_client()
+    except ValueError:
+        return None
+    return client if client.status == "running" else None

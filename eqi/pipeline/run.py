@@ -35,12 +35,14 @@ from eqi.io import landcover_tables
 from eqi.io.catalog import is_sentinelhub_source, load_items, open_catalog, save_items
 from eqi.io.landcover_reference import item_for_raster, load_reference, reference_items
 from eqi.io.stac import update_catalog
+from eqi.pipeline.cluster import current_client
 from eqi.pipeline.fit import fit_model, landcover_map_accuracy, load_model, model_done
 from eqi.pipeline.lock import RunLock
 from eqi.pipeline.plan import Plan, build_plan, native_anchor
 from eqi.pipeline.region_stage import run_apply, run_region, write_area_mosaics
 from eqi.pipeline.tasks import check_done, params_hash
-from eqi.pipeline.tile_stage import YearScenes, run_tile, tile_reference_loader
+from eqi.pipeline.tile_stage import YearScenes, tile_reference_loader
+from eqi.pipeline.tile_tasks import TileJob, run_tile_jobs
 from eqi.products import REGISTRY, ClassEntry
 from eqi.sensors import identify_sensor
 
@@ -333,11 +335,12 @@ def _run_locked(p: Plan, catalog: Any, *, overwrite: bool, progress: Callable[[s
     year_errors: dict[int, EqiError] = {}
     scenes_of: dict[int, YearScenes] = {}
     references: dict[int, dict[str, Any]] = {}
+    tile_jobs: list[TileJob] = []
     for year in years:
         year_tasks = [t for t in tasks if t.year == year]
         reuse = all(check_done(t.item, t.id) is None for t in year_tasks)
         try:
-            scenes_of[year] = scenes = _year_scenes(p, catalog, year, reuse=reuse)
+            scenes_of[year] = _year_scenes(p, catalog, year, reuse=reuse)
             references[year] = _references(p, year) if "lc_reference" in p.tile_products else {}
         except EqiError as exc:
             year_errors[year] = exc
@@ -352,17 +355,17 @@ def _run_locked(p: Plan, catalog: Any, *, overwrite: bool, progress: Callable[[s
                 if _holds(files, p.tile_products):
                     tile_files[(year, tile)] = files
                     continue
-            try:
-                run_tile(p, tile, scenes, task_id=tid, references=loaders, progress=progress,
-                         materialize=catalog.materializer())
-                tile_files[(year, tile)] = _tile_files(item_path)
-            except (EqiError, RasterioError) as exc:
-                tile_errors[(year, tile)] = _as_input_error(exc)
-                progress(f"FAILED tile {tile} {year}: {tile_errors[(year, tile)]}")
-            except Exception as exc:  # a library error: the tile fails, the run goes on
-                log.debug("tile %s %s failed", tile, year, exc_info=True)
-                tile_errors[(year, tile)] = InputError(f"{type(exc).__name__}: {exc}")
-                progress(f"FAILED tile {tile} {year}: {type(exc).__name__}: {exc}")
+            tile_jobs.append(TileJob(year, tile, tid, loaders))
+    # --- tile x year tasks: here in order, or one Dask task each on a cluster (eqi.pipeline.tile_tasks)
+    for report in run_tile_jobs(p, tile_jobs, scenes_of, materialize=catalog.materializer(),
+                                progress=progress, client=current_client()):  # fmt: skip
+        key = (report.year, report.tile)
+        if report.error is None:
+            tile_files[key] = _tile_files(p.tile_dir(*key) / "item.json")
+        else:
+            tile_errors[key] = report.error
+            progress(f"FAILED tile {report.tile} {report.year}: {report.error}")
+    # --- end of tile x year tasks
 
     models_by_year, model_meta, model_errors = _fit_models(p, tile_files, tile_errors, year_errors, overwrite, progress)
     apply_errors: dict[tuple[int, TileId], EqiError] = {}
