@@ -118,13 +118,15 @@ def clear_http_cache() -> None:
 
 
 def _gdal_library() -> str | None:
-    """Path of the GDAL library loaded in this process (rasterio's wheel bundles one; Linux)."""
+    """Path of the GDAL library rasterio uses, from this process's mapped libraries (Linux).
+
+    Wheels bundle their own copies (rasterio.libs, pyogrio.libs): rasterio's is the one that reads
+    the scenes; a system GDAL shared by all is the only one otherwise.
+    """
     try:
         with open("/proc/self/maps", encoding="utf-8") as maps:
-            for line in maps:
-                path = line.rsplit(" ", 1)[-1].strip()
-                if "/libgdal" in path:
-                    return path
+            found = list(dict.fromkeys(line.rsplit(" ", 1)[-1].strip() for line in maps if "/libgdal" in line))
     except OSError:
-        pass
-    return None
+        return None
+    ours = [p for p in found if "rasterio" in p] or [p for p in found if "pyogrio" not in p and "fiona" not in p]
+    return ours[0] if ours else None

@@ -106,12 +106,15 @@ def execute_tile(
     *,
     materialize: Any = None,
     progress: Callable[[str], None] | None = None,
-    attempts: int = RETRY_ATTEMPTS,
-    backoff: float = RETRY_BACKOFF,
+    attempts: int | None = None,
+    backoff: float | None = None,
 ) -> TileReport:
     """Compute one tile x year (``run_tile``), retrying transient read failures; never raises for
     a failed tile: the error is in the report.  On a Dask worker the messages are collected in the
-    report (and the worker named) instead of printed."""
+    report (and the worker named) instead of printed.  ``attempts``, ``backoff`` (seconds):
+    default :data:`RETRY_ATTEMPTS`, :data:`RETRY_BACKOFF`."""
+    attempts = RETRY_ATTEMPTS if attempts is None else attempts
+    backoff = RETRY_BACKOFF if backoff is None else backoff
     worker = _worker_name()
     messages: list[str] = []
     say = progress if progress is not None and worker is None else messages.append

@@ -8,7 +8,8 @@ of them, drawn from ``random.Random(seed)`` in arrival order: ``--fail`` of the 
 ``Range`` header (STAC API searches, HEADs) and ``--fail-ranges`` of the range reads of files.  A
 failed request is answered either ``503 Service Unavailable`` or by dropping the connection (a TCP
 reset, the "connection reset by peer" clients see when a load balancer drops them), half and half.
-``GET /_proxy_stats`` answers the counters as JSON.  Request lines go to stderr.
+``GET /_proxy_stats`` answers the counters as JSON; ``GET /_proxy_set?fail=0&fail_ranges=0``
+changes the shares (a test's clean run through the same URLs).  Request lines go to stderr.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 _HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 
@@ -74,6 +75,13 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.close()
 
     def _forward(self) -> None:
+        if urlsplit(self.path).path == "/_proxy_set":
+            query = parse_qs(urlsplit(self.path).query)
+            with self.faults.lock:
+                self.faults.fail = float(query.get("fail", [self.faults.fail])[0])
+                self.faults.fail_ranges = float(query.get("fail_ranges", [self.faults.fail_ranges])[0])
+            self._reply(200, b"ok")
+            return
         if urlsplit(self.path).path == "/_proxy_stats":
             with self.faults.lock:
                 self._reply(200, json.dumps(self.faults.stats).encode(), "application/json")
