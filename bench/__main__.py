@@ -2,7 +2,8 @@
 
 Suites: ``composite`` and ``rsei`` (stages timed inside warmed-up processes, :mod:`bench.harness`),
 ``e2e`` (``eqi run`` vs a plain odc-stac script, whole processes) and ``tiles`` (``eqi run`` over
-1, 4 and 16 tiles), the last two through :mod:`bench.proc_harness`.  ``--only e2e`` (repeatable)
+1, 4 and 16 tiles) and ``cluster`` (16 tiles on 1 vs 2 local Dask worker processes), the last three
+through :mod:`bench.proc_harness`.  ``--only e2e`` (repeatable)
 selects suites; ``--quick`` runs every suite on tiny inputs (a smoke test: rows go to
 ``bench/.cache/results-quick.json`` unless ``--results`` is given).
 """
@@ -15,12 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import bench_composite, bench_e2e, bench_rsei, bench_tiles, bench_zonal, fixtures
+from bench import bench_cluster, bench_composite, bench_e2e, bench_rsei, bench_tiles, bench_zonal, fixtures
 from bench.harness import RESULTS_PATH, Case, format_table, merge_rows, run_case
 from bench.proc_harness import run_proc_case
 
 SUITES = {
     "composite": bench_composite, "rsei": bench_rsei, "e2e": bench_e2e, "tiles": bench_tiles, "zonal": bench_zonal,
+    "cluster": bench_cluster,
 }
 
 # --quick: the smallest inputs that exercise every path (keyword arguments of prepare / cases)
@@ -30,6 +32,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "e2e": {"size": 512, "dates": (4, 8)},
     "tiles": {"tiles": (1, 4, 16), "dates": 3, "tile": 512},  # tile_size: a multiple of 512
     "zonal": {"res": 1000.0},
+    "cluster": {"dates": 2, "tile": 512},
 }
 
 

@@ -207,3 +207,17 @@ def test_a_missing_asset_fails_its_task_only_and_a_rerun_computes_only_that(
     west_tiles = [p for p in kept if "tiles" in p.parts]
     assert west_tiles and all(p.stat().st_mtime_ns == kept[p] for p in west_tiles)  # not rewritten
     assert (out / "west" / "2019" / "ndvi.tif").stat().st_mtime_ns == kept[out / "west" / "2019" / "ndvi.tif"]
+
+
+def test_a_truncated_asset_is_named(servers: dict, tmp_path: Path, capsys, quick_retries) -> None:
+    _faults(servers, 0.0)
+    nir = next((servers["root"] / "e").glob("*_SR_B5.TIF"))
+    whole = nir.read_bytes()
+    nir.write_bytes(whole[: len(whole) // 3])  # a download cut short
+    try:
+        code, log = _run(servers, tmp_path / "out", capsys)
+    finally:
+        nir.write_bytes(whole)
+    assert code == 1, log
+    assert f"item {servers['east']} asset nir (http://" in log and "truncated" in log, log
+    assert "Traceback" not in log
