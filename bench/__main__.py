@@ -16,7 +16,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import bench_cluster, bench_composite, bench_e2e, bench_rsei, bench_tiles, bench_zonal, fixtures
+from bench import (
+    bench_cluster,
+    bench_composite,
+    bench_e2e,
+    bench_rsei,
+    bench_tiles,
+    bench_zonal,
+    fixtures,
+)
 from bench.harness import RESULTS_PATH, Case, format_table, merge_rows, run_case
 from bench.proc_harness import run_proc_case
 
