@@ -4,7 +4,7 @@ dask.distributed cluster, results gathered as they complete.
 * **Here** (no cluster): :func:`execute_tile` for each job in order, progress printed as it comes;
   the chunks of a tile run on Dask's threaded scheduler, as before.
 * **On a cluster** (``--scheduler tcp://...``, ``dask.scheduler`` in the config, or ``--workers N``):
-  the plan and each year's scenes are scattered once, then ``client.submit(execute_tile, ...)``
+  the plan and each year's scenes are sent to every worker once, then ``client.submit(execute_tile, ...)``
   per tile and year, with plain data arguments.  Inside a task the tile's chunks run on the
   worker's own threads (a thread pool of the worker's ``nthreads``, shared by its tasks), never as
   a second distributed graph, so a worker holds at most ``nthreads`` tiles and its memory limit
@@ -43,6 +43,7 @@ log = logging.getLogger("eqi.run")
 
 RETRY_ATTEMPTS = 3  # tries of a tile whose reads fail transiently
 RETRY_BACKOFF = 2.0  # seconds before the 2nd try, doubled for each further one
+PROBE_LIMIT = 500  # assets opened to find the broken one when no read record names it
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _read_error(tile: TileId, year: int, exc: Exception, assets: Mapping[str, tu
     """The error naming the assets that could not be read (probing them when no record names one)."""
     bad = failed_assets(assets)
     if not bad and probe:
-        for href, (item, key) in assets.items():
+        for href, (item, key) in list(assets.items())[:PROBE_LIMIT]:
             reason = probe_asset(href)
             if reason is not None:
                 bad.append((item, key, reason))
@@ -130,7 +131,7 @@ def execute_tile(
                          progress=say, materialize=materialize)  # fmt: skip
                 report.error = None
                 break
-            except (RasterioError, OSError) as exc:
+            except RasterioError as exc:  # reads (and rasterio writes: then no asset is named)
                 transient = is_transient(str(exc), assets) and attempt < attempts
                 if not transient:
                     report.error = _read_error(job.tile, job.year, exc, assets, probe=True)
@@ -170,8 +171,9 @@ def run_tile_jobs(
         return
     from distributed import as_completed
 
-    plan_f = client.scatter(plan, broadcast=False, hash=False)
-    scenes_f = {y: client.scatter(scenes_of[y], broadcast=False, hash=False) for y in {j.year for j in jobs}}
+    # on every worker: no worker is preferred for holding them (tiles spread by load alone)
+    plan_f = client.scatter(plan, broadcast=True, hash=False)
+    scenes_f = {y: client.scatter(scenes_of[y], broadcast=True, hash=False) for y in sorted({j.year for j in jobs})}
     futures = [client.submit(execute_tile, plan_f, job, scenes_f[job.year], key=f"eqi-tile-{job.task_id}-{job.year}-{job.tile}",
                              pure=False, retries=0) for job in jobs]  # fmt: skip
     for future in as_completed(futures):

@@ -85,7 +85,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         address = json.loads(sched_file.read_text())["address"]
         for name in ("w1", "w2"):
             start(["worker", "--scheduler-file", str(sched_file), "--name", name, "--nthreads", "1",
-                   "--nworkers", "1", "--memory-limit", "2GiB", "--host", "127.0.0.1", "--no-dashboard"], name)  # fmt: skip
+                   "--memory-limit", "2GiB", "--no-nanny", "--host", "127.0.0.1", "--no-dashboard"], name)  # fmt: skip
         from distributed import Client
 
         with Client(address, timeout="30s") as client:
@@ -104,18 +104,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             log.close()
 
 
-def test_tiles_spread_over_two_workers_with_the_same_bytes(sample_data: Path, tmp_path: Path, cluster: str) -> None:
+def test_tiles_spread_over_two_workers_with_the_same_bytes(sample_data: Path, tmp_path: Path, cluster: str, capsys) -> None:
     setup = four_tile_setup(sample_data, tmp_path)
-    outs = {}
-    logs = {}
-    for mode in ("local", "cluster"):
-        out = tmp_path / mode
-        # the cluster run takes its scheduler from the config (dask.scheduler); same command otherwise
-        extra = {"dask": {"scheduler": cluster}} if mode == "cluster" else {}
-        res = subprocess.run([sys.executable, "-m", "eqi", "run", str(config_file(setup, out, **extra))],
-                             capture_output=True, text=True, timeout=600, env=_env())  # fmt: skip
-        assert res.returncode == 0, res.stdout + res.stderr
-        outs[mode], logs[mode] = tif_bytes(out), res.stdout
+    # the local run in this process (threaded scheduler); the cluster run as a user types it, with
+    # the scheduler from the config (dask.scheduler): the same command otherwise
+    capsys.readouterr()
+    main(["run", str(config_file(setup, tmp_path / "local"))])
+    logs = {"local": capsys.readouterr().out}
+    res = subprocess.run([sys.executable, "-m", "eqi", "run",
+                          str(config_file(setup, tmp_path / "cluster", dask={"scheduler": cluster}))],
+                         capture_output=True, text=True, timeout=600, env=_env())  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    logs["cluster"] = res.stdout
+    outs = {mode: tif_bytes(tmp_path / mode) for mode in ("local", "cluster")}
     tiles = [p for p in outs["local"] if p.startswith("tiles/") and p.endswith("ndvi.tif")]
     assert len(tiles) == 4, sorted(outs["local"])
     ran_on = re.findall(r"tile (\S+) 2019: done on worker (\S+)", logs["cluster"])

@@ -77,3 +77,22 @@ def test_the_scheduler_in_the_config_does_not_change_task_ids() -> None:
     cfg = build_config({**base, "dask": {"scheduler": "tcp://10.0.0.5:8786"}})
     assert cfg.dask.scheduler == "tcp://10.0.0.5:8786"
     assert config_hash(cfg) == config_hash(build_config(base))  # where it runs is not a result
+
+
+def test_a_tile_task_on_a_worker_computes_on_the_worker_threads_not_a_nested_graph() -> None:
+    import dask
+    import dask.threaded
+    from distributed import Client
+
+    from eqi.pipeline.tile_tasks import _tile_scheduler
+
+    def inside() -> tuple[bool, int]:
+        from dask.base import get_scheduler
+
+        with _tile_scheduler(True):
+            return get_scheduler() is dask.threaded.get, dask.config.get("pool")._max_workers
+
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        threaded, threads = client.submit(inside, pure=False).result()
+    assert threaded and threads == 2  # the worker's nthreads, on a pool of this process
+    assert dask.config.get("pool", None) is None
