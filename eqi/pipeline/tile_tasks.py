@@ -89,14 +89,15 @@ def _read_error(tile: TileId, year: int, exc: Exception, assets: Mapping[str, tu
     href_of = {v: h for h, v in assets.items()}
     if not bad:
         return AssetReadError(
-            f"tile {tile} {year}: a scene could not be read ({exc}); the files may be truncated, corrupt "
-            "or unreachable: check the scenes of this tile, then rerun (finished tasks are kept)"
+            f"tile {tile} {year}: cannot read an input raster ({exc}); a scene file may be truncated, "
+            "corrupt or unreachable: check the scenes of this tile, re-download them and re-index the "
+            "archive (eqi archive index) if they are local, then rerun (finished tasks are kept)"
         )
     named = "; ".join(f"item {i} asset {k} ({href_of.get((i, k), '?')}): {m}" for i, k, m in bad)
     return AssetReadError(
-        f"tile {tile} {year}: cannot read {named}. The file is missing, truncated or corrupt, or its "
-        "server keeps failing: fix or re-download it (eqi archive index for local deliveries), "
-        "then rerun, which computes only the failed tasks"
+        f"tile {tile} {year}: cannot read an input raster: {named}. The file is missing, truncated or "
+        "corrupt, or its server keeps failing: fix or re-download it (and re-index local deliveries: "
+        "eqi archive index), then rerun, which computes only the failed tasks"
     )
 
 
