@@ -29,7 +29,8 @@ from eqi.pipeline import tile_tasks
 pytestmark = pytest.mark.integration
 
 SCENE = "LC08_L2SP_008059_20191201_20200825_02_T1"
-SERVERS = Path(__file__).resolve().parents[1] / "servers"
+REPO = Path(__file__).resolve().parents[2]
+SERVERS = REPO / "tests" / "servers"
 ASSETS = ("red", "nir", "qa_pixel")
 # 512-px tiles at 450 m on EPSG:32618: tile columns split at x = 460800, rows at y = 230400
 SPLIT_X, SPLIT_Y = 460800.0, 230400.0
@@ -141,17 +142,24 @@ def _faults(servers: dict, share: float) -> list[dict]:
     return stats
 
 
-def _run(servers: dict, out: Path, capsys) -> tuple[int, str]:
-    args = ["run", "--source", servers["api"], "--collections", "landsat-c2-l2", "--aoi", str(servers["aoi"]),
+def _args(servers: dict, out: Path) -> list[str]:
+    return ["run", "--source", servers["api"], "--collections", "landsat-c2-l2", "--aoi", str(servers["aoi"]),
             "--year", "2019", "--season", "11-01/12-31", "--crs", "EPSG:32618", "--resolution", "450",
             "--products", "ndvi", "--out", str(out)]  # fmt: skip
-    capsys.readouterr()
+
+
+def _run(servers: dict, out: Path, capsys=None) -> tuple[int, str]:
+    args = _args(servers, out)
+    if capsys is not None:
+        capsys.readouterr()
     clear_http_cache()  # GDAL's cache of this test process: every run reads through the servers
     try:
         main(args)
         code = 0
     except SystemExit as exc:
         code = int(exc.code or 0)
+    if capsys is None:
+        return code, ""
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
@@ -167,12 +175,19 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tile_tasks, "RETRY_BACKOFF", 0.1)  # eqi's retries of a tile
 
 
-def test_flaky_servers_give_the_bytes_of_a_clean_run(servers: dict, tmp_path: Path, capsys, quick_retries) -> None:
+@pytest.fixture(scope="module")
+def clean(servers: dict) -> dict[str, bytes]:
+    """The COGs of a run without faults, through the same servers and URLs."""
     _faults(servers, 0.0)
-    code, log = _run(servers, tmp_path / "clean", capsys)
-    assert code == 0, log
-    clean = _tifs(tmp_path / "clean")
-    assert {k for k in clean if k.endswith("ndvi.tif")} >= {"west/2019/ndvi.tif", "east/2019/ndvi.tif"}
+    code, _ = _run(servers, servers["tmp"] / "clean")
+    assert code == 0
+    found = _tifs(servers["tmp"] / "clean")
+    assert {k for k in found if k.endswith("ndvi.tif")} >= {"west/2019/ndvi.tif", "east/2019/ndvi.tif"}
+    return found
+
+
+def test_flaky_servers_give_the_bytes_of_a_clean_run(servers: dict, clean: dict, tmp_path: Path, capsys,
+                                                     quick_retries) -> None:  # fmt: skip
     before = _faults(servers, 0.3)
     code, log = _run(servers, tmp_path / "flaky", capsys)
     after = _faults(servers, 0.0)

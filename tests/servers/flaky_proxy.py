@@ -9,7 +9,8 @@ of them, drawn from ``random.Random(seed)`` in arrival order: ``--fail`` of the 
 failed request is answered either ``503 Service Unavailable`` or by dropping the connection (a TCP
 reset, the "connection reset by peer" clients see when a load balancer drops them), half and half.
 ``GET /_proxy_stats`` answers the counters as JSON; ``GET /_proxy_set?fail=0&fail_ranges=0``
-changes the shares (a test's clean run through the same URLs).  Request lines go to stderr.
+changes the shares (a test's clean run through the same URLs), ``GET /_proxy_set?fail_next_ranges=N``
+answers the next N range reads 503 whatever the shares.  Request lines go to stderr.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Faults:
     def __init__(self, seed: int, fail: float, fail_ranges: float) -> None:
         self.rng = random.Random(seed)
         self.fail, self.fail_ranges = fail, fail_ranges
+        self.fail_next_ranges = 0
         self.lock = threading.Lock()
         self.stats = {"requests": 0, "range_requests": 0, "answered_503": 0, "dropped": 0}
 
@@ -44,6 +46,10 @@ class Faults:
         with self.lock:
             self.stats["requests"] += 1
             self.stats["range_requests"] += is_range
+            if is_range and self.fail_next_ranges > 0:
+                self.fail_next_ranges -= 1
+                self.stats["answered_503"] += 1
+                return "503"
             share = self.fail_ranges if is_range else self.fail
             if self.rng.random() >= share:
                 return None
@@ -80,6 +86,7 @@ class Handler(BaseHTTPRequestHandler):
             with self.faults.lock:
                 self.faults.fail = float(query.get("fail", [self.faults.fail])[0])
                 self.faults.fail_ranges = float(query.get("fail_ranges", [self.faults.fail_ranges])[0])
+                self.faults.fail_next_ranges = int(query.get("fail_next_ranges", [self.faults.fail_next_ranges])[0])
             self._reply(200, b"ok")
             return
         if urlsplit(self.path).path == "/_proxy_stats":

@@ -92,7 +92,45 @@ def test_a_tile_task_on_a_worker_computes_on_the_worker_threads_not_a_nested_gra
         with _tile_scheduler(True):
             return get_scheduler() is dask.threaded.get, dask.config.get("pool")._max_workers
 
-    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as client:
         threaded, threads = client.submit(inside, pure=False).result()
     assert threaded and threads == 2  # the worker's nthreads, on a pool of this process
     assert dask.config.get("pool", None) is None
+
+
+def test_a_tile_whose_read_fails_transiently_is_tried_again(monkeypatch) -> None:
+    """The retry loop of a tile task: a 503 that GDAL's own retries did not absorb is tried again
+    after the backoff; a 404 is not; the third failure is final and names the file."""
+    from types import SimpleNamespace
+
+    from rasterio.errors import RasterioIOError
+
+    from eqi.pipeline import tile_tasks
+
+    answers: list[Exception | None] = []
+    calls: list[str] = []
+
+    def fake_run_tile(plan, tile, scenes, **kwargs):  # stands in for loading and compositing
+        calls.append(tile)
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+
+    cleared: list[int] = []
+    monkeypatch.setattr(tile_tasks, "run_tile", fake_run_tile)
+    monkeypatch.setattr(tile_tasks, "_assets", lambda plan, tile, scenes: {REMOTE: ("LC08_e", "red")})
+    monkeypatch.setattr(tile_tasks, "clear_http_cache", lambda: cleared.append(1))
+    job = tile_tasks.TileJob(2019, "x+001y-001", "tile_id")  # type: ignore[arg-type]
+    run = lambda: tile_tasks.execute_tile(SimpleNamespace(), job, SimpleNamespace(), progress=lines.append,  # noqa: E731
+                                          attempts=3, backoff=0.01)  # type: ignore[arg-type]  # fmt: skip
+    lines: list[str] = []
+    answers[:] = [RasterioIOError("HTTP response code: 503"), None]
+    report = run()
+    assert report.error is None and report.attempts == 2 and len(cleared) == 1
+    assert any("retry 2/3" in line for line in lines)
+    answers[:] = [RasterioIOError("HTTP response code: 404")]
+    report = run()
+    assert report.attempts == 1 and "item LC08_e asset red" in str(report.error)
+    answers[:] = [RasterioIOError("HTTP response code: 503")] * 3
+    report = run()
+    assert report.attempts == 3 and isinstance(report.error, AssetReadError) and REMOTE in str(report.error)
