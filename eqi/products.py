@@ -322,6 +322,8 @@ def expand_products(requested: Iterable[str]) -> list[str]:
             continue
         if name == "composite":
             names.extend(COMPOSITE_BANDS)
+        elif name == "trend":  # per-pixel trends over the years (eqi.pipeline.trend_stage), not a raster
+            continue
         elif name in ALIASES and name not in REGISTRY:  # an extra band (coastal, rededge1, ...)
             names.append(name)
         elif name in REGISTRY and REGISTRY[name].internal:

@@ -43,6 +43,7 @@ from eqi.pipeline.region_stage import run_apply, run_region, write_area_mosaics
 from eqi.pipeline.tasks import check_done, params_hash
 from eqi.pipeline.tile_stage import YearScenes, tile_reference_loader
 from eqi.pipeline.tile_tasks import TileJob, run_tile_jobs
+from eqi.pipeline.trend_stage import run_trends, wants_trends
 from eqi.products import REGISTRY, ClassEntry
 from eqi.sensors import identify_sensor
 
@@ -291,6 +292,8 @@ def run(
         for p in plans:  # areas share the tile store: a tile is still composited once
             p = _resolve_anchor(config, p, catalog, progress)
             results += _run_locked(p, catalog, overwrite=overwrite, progress=progress)
+            if wants_trends(config.products):  # per-pixel trends over the years (issue 8)
+                run_trends(p, overwrite=overwrite, progress=progress)
         update_catalog(config.out, plans[0].options.get("title", "eqi outputs"))
     failed = [r for r in results if r.status == "failed"]
     if failed and len(failed) == len(results) and all(r.error is not None for r in failed):
