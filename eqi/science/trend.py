@@ -57,31 +57,57 @@ def _years(years: Sequence[float], t: int) -> np.ndarray:
     return ty
 
 
+def _nanmedian_rows(flat: np.ndarray) -> np.ndarray:
+    """Median of each row ignoring NaN (NaN for a row without finite values), as
+    :func:`numpy.nanmedian` but by one in-place sort per row (numpy's masked-array path for short
+    axes was 80 % of the time: 35 µs per pixel for 45 pairwise slopes)."""
+    flat.sort(axis=1)  # NaN sorted last
+    k = flat.shape[1] - np.count_nonzero(np.isnan(flat), axis=1)
+    lo = np.take_along_axis(flat, np.maximum((k - 1) // 2, 0)[:, None], axis=1)[:, 0]
+    hi = np.take_along_axis(flat, np.maximum(k // 2, 0)[:, None], axis=1)[:, 0]
+    return np.where(k > 0, (lo + hi) / 2.0, np.nan)
+
+
+def nanmedian0(a: np.ndarray) -> np.ndarray:
+    """:func:`numpy.nanmedian` over axis 0 (see :func:`_nanmedian_rows`)."""
+    x = np.asarray(a, dtype=np.float64)
+    return _nanmedian_rows(np.ascontiguousarray(x.reshape(x.shape[0], -1).T)).reshape(x.shape[1:])
+
+
 def theil_sen_mk(stack: np.ndarray, years: Sequence[float], *, min_years: int) -> TrendResult:
-    """Theil–Sen slope and Mann–Kendall test per pixel of ``stack`` (T, ...); see module doc."""
-    x = np.asarray(stack, dtype=np.float64)
-    t = x.shape[0]
+    """Theil–Sen slope and Mann–Kendall test per pixel of ``stack`` (T, ...); see module doc.
+
+    Works on a (pixels, T) copy so that the T(T−1)/2 pairwise slopes of a pixel are contiguous."""
+    x0 = np.asarray(stack)
+    t = x0.shape[0]
     ty = _years(years, t)
     if int(min_years) < 2:
         raise ValueError("min_years must be at least 2")
+    shape = x0.shape[1:]
+    x = np.ascontiguousarray(x0.reshape(t, -1).T, dtype=np.float64)  # (N, T)
     valid = np.isfinite(x)
-    n = valid.sum(axis=0).astype(np.float64)
+    n = valid.sum(axis=1).astype(np.float64)
     ii, jj = np.triu_indices(t, k=1)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
-        diff = x[jj] - x[ii]  # (P, ...), NaN where either year is invalid
-        dt = (ty[jj] - ty[ii]).reshape((-1,) + (1,) * (x.ndim - 1))
-        slope = np.nanmedian(diff / dt, axis=0)
-        t_valid = np.where(valid, ty.reshape((-1,) + (1,) * (x.ndim - 1)), np.nan)
-        intercept = np.nanmedian(x, axis=0) - slope * np.nanmedian(t_valid, axis=0)
+        diff = np.empty((x.shape[0], ii.size))  # (N, P) in triu order, NaN where either year is invalid
+        off = 0
+        for i in range(t - 1):
+            np.subtract(x[:, i + 1 :], x[:, i : i + 1], out=diff[:, off : off + t - 1 - i])
+            off += t - 1 - i
+        s = (np.count_nonzero(diff > 0, axis=1) - np.count_nonzero(diff < 0, axis=1)).astype(np.float64)
+        diff /= ty[jj] - ty[ii]
+        slope = _nanmedian_rows(diff)
+        del diff
+        t_valid = np.where(valid, ty[None, :], np.nan)
+        intercept = _nanmedian_rows(x.copy()) - slope * _nanmedian_rows(t_valid)
 
-        s = np.nansum(np.sign(diff), axis=0)
         # tie correction: Σ_groups g(g−1)(2g+5) = Σ_i (c_i − 1)(2 c_i + 5), c_i = size of i's group
         ties = np.zeros_like(n)
         for i in range(t):
-            c = np.sum(valid & (x == x[i]), axis=0).astype(np.float64)
-            ties += np.where(valid[i], (c - 1.0) * (2.0 * c + 5.0), 0.0)
+            c = np.count_nonzero(x == x[:, i : i + 1], axis=1).astype(np.float64)  # NaN == NaN is False
+            ties += np.where(valid[:, i], (c - 1.0) * (2.0 * c + 5.0), 0.0)
         var_s = (n * (n - 1.0) * (2.0 * n + 5.0) - ties) / 18.0
         root = np.sqrt(var_s)
         z = np.where(s > 0, (s - 1.0) / root, np.where(s < 0, (s + 1.0) / root, 0.0))
@@ -89,9 +115,8 @@ def theil_sen_mk(stack: np.ndarray, years: Sequence[float], *, min_years: int) -
         tau = s / (0.5 * n * (n - 1.0))
 
     few = n < int(min_years)
-    out = [slope, intercept, s, z, p, tau]
-    out = [np.where(few, np.nan, a).astype(np.float64) for a in out]
-    return TrendResult(*out, np.where(few, np.nan, n))
+    out = [slope, intercept, s, z, p, tau, n]
+    return TrendResult(*(np.where(few, np.nan, a).astype(np.float64).reshape(shape) for a in out))
 
 
 def _block(block: np.ndarray, years: np.ndarray, min_years: int) -> np.ndarray:
