@@ -22,6 +22,7 @@ from bench import (
     bench_e2e,
     bench_rsei,
     bench_tiles,
+    bench_trend,
     bench_zonal,
     fixtures,
 )
@@ -31,6 +32,7 @@ from bench.proc_harness import run_proc_case
 SUITES = {
     "composite": bench_composite, "rsei": bench_rsei, "e2e": bench_e2e, "tiles": bench_tiles, "zonal": bench_zonal,
     "cluster": bench_cluster,
+    "trend": bench_trend,
 }
 
 # --quick: the smallest inputs that exercise every path (keyword arguments of prepare / cases)
@@ -41,6 +43,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "tiles": {"tiles": (1, 4, 16), "dates": 3, "tile": 512},  # tile_size: a multiple of 512
     "zonal": {"res": 1000.0},
     "cluster": {"dates": 2, "tile": 512},
+    "trend": {"size": 256},
 }
 
 

@@ -212,3 +212,18 @@ def test_tiles_rows_relative_to_the_one_tile_run():
     rows = bench_tiles.annotate([*rows, startup])
     assert rows[1]["s_per_tile_net"] == round((8.8 - 1.0) / 4, 3) and rows[1]["net_time_per_tile_vs_1"] == 1.95
     assert "peak_vs_1" not in startup
+
+
+def test_trend_bench_sides_agree_and_the_oracle_time_is_scaled(tmp_path, monkeypatch):
+    from bench import bench_trend
+
+    monkeypatch.setattr(bench_trend, "SAMPLE", 40)
+    got = bench_trend.ours(64, str(tmp_path))()
+    want = bench_trend.oracle_loop(64, str(tmp_path))()
+    assert np.isfinite(want["slope"]).sum() > 20
+    for key in ("slope", "p"):
+        np.testing.assert_allclose(got[key], want[key], atol=1e-6, rtol=0, equal_nan=True)
+    row = {"name": bench_trend.NAME, "ours_s": 2.0, "baseline_s": 4.0, "pixels": 4096, "sample": 40}
+    (out,) = bench_trend.annotate([row])
+    assert out["baseline_s"] == 4.0 * 4096 / 40 and out["ratio"] == round(out["baseline_s"] / 2.0, 1)
+    assert bench_trend.annotate([out])[0]["baseline_s"] == out["baseline_s"]  # idempotent
