@@ -51,6 +51,7 @@ import rasterio
 import shapely
 from exactextract import exact_extract
 from exactextract.feature import Feature, FeatureSource
+from exactextract.operation import Operation
 from exactextract.raster import RasterioRasterSource
 from pyproj import CRS, Geod, Proj, Transformer
 from rasterio.windows import Window
@@ -204,8 +205,9 @@ def categorical_ops(model: AreaModel, default: int = 0, *, cell_counts: bool = F
 class _Source(RasterioRasterSource):
     """exactextract's rasterio source with an optional extra nodata value."""
 
-    def __init__(self, ds: Any, band: int, nodata: float | None) -> None:
-        super().__init__(ds, band)
+    def __init__(self, ds: Any, band: int, nodata: float | None, name: str | None = None) -> None:
+        super().__init__(ds, band, name=name)  # a unique name per source: exactextract keys its
+        # accumulators by raster name, so unnamed sources in one call would share them
         self._nodata_override = nodata
 
     def nodata_value(self) -> Any:
@@ -267,6 +269,62 @@ def _region_area_km2(geoms_raster: gpd.GeoSeries, geoms_ll: gpd.GeoSeries, model
     return np.array([abs(_GEOD.geometry_area_perimeter(g)[0]) / 1e6 for g in geoms_ll])
 
 
+def _open(raster: str | os.PathLike[str]) -> Any:
+    path = Path(raster)
+    if not path.exists() and "://" not in str(raster):
+        raise InputError(f"raster {raster} not found")
+    try:
+        ds = rasterio.open(raster)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputError(f"cannot open raster {raster}: {exc}") from None
+    if ds.crs is None:
+        ds.close()
+        raise InputError(f"raster {raster} has no CRS")
+    return ds
+
+
+def _ops(model: AreaModel, kind: Kind, stats: Iterable[str], cell_counts: bool) -> list[str]:
+    if kind == "continuous":
+        return continuous_ops(model, tuple(stats), cell_counts=cell_counts)
+    if kind == "categorical":
+        return categorical_ops(model, cell_counts=cell_counts)
+    raise ValueError(f"kind must be continuous or categorical, not {kind!r}")
+
+
+def _operation(op: str, prefix: str, src: Any) -> Operation:
+    """An exactextract operation string (``name=stat(opt=v,...)``) bound to one raster source."""
+    name, _, rest = op.partition("=")
+    stat, _, args = rest.partition("(")
+    options = dict(a.split("=", 1) for a in args.rstrip(")").split(",") if a)
+    return Operation(stat, f"{prefix}{name}", src, None, options)
+
+
+def _extract(sources: Sequence[Any], feats: Any, ops: Sequence[Any], strategy: str, max_cells_in_memory: int) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Spatial reference system of input features", RuntimeWarning)
+        raw = exact_extract(
+            list(sources) if len(sources) > 1 else sources[0], feats, list(ops), include_cols=[_ROW],
+            output="pandas", strategy=strategy, max_cells_in_memory=max_cells_in_memory,
+        )  # fmt: skip
+    return raw.sort_values(_ROW).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """Regions prepared for one raster grid: frame, reprojected geometries, area model."""
+
+    gdf: gpd.GeoDataFrame
+    in_raster: gpd.GeoDataFrame
+    ll: gpd.GeoDataFrame
+    model: AreaModel
+    extent: Any
+
+
+def _setup(ds: Any, gdf: gpd.GeoDataFrame) -> _Setup:
+    model = area_model(ds.crs, ds.transform, ds.width, ds.height)
+    return _Setup(gdf, gdf.to_crs(ds.crs), gdf.to_crs("EPSG:4326"), model, shapely.box(*ds.bounds))
+
+
 def zonal_stats(
     raster: str | os.PathLike[str],
     regions: gpd.GeoDataFrame | Sequence[Region] | Sequence[BaseGeometry],
@@ -306,37 +364,21 @@ def zonal_stats(
     strategy, max_cells_in_memory
         Passed to :func:`exactextract.exact_extract` (feature-sequential keeps memory bounded).
     """
-    path = Path(raster)
-    if not path.exists() and "://" not in str(raster):
-        raise InputError(f"raster {raster} not found")
+    stats = tuple(stats)
     gdf = regions_frame(regions, regions_crs=regions_crs, name_field=name_field)
-    try:
-        ds = rasterio.open(raster)
-    except rasterio.errors.RasterioIOError as exc:
-        raise InputError(f"cannot open raster {raster}: {exc}") from None
-    with ds:
-        if ds.crs is None:
-            raise InputError(f"raster {raster} has no CRS")
-        model = area_model(ds.crs, ds.transform, ds.width, ds.height)
-        in_raster = gdf.to_crs(ds.crs)
-        ll = gdf.to_crs("EPSG:4326")
-        feats = _WkbSource(in_raster.geometry.values, ds.crs.to_wkt())
-        src = _Source(ds, band, nodata)
-        if kind == "continuous":
-            ops = continuous_ops(model, tuple(stats), cell_counts=cell_counts)
-        elif kind == "categorical":
-            ops = categorical_ops(model, cell_counts=cell_counts)
-        else:
-            raise ValueError(f"kind must be continuous or categorical, not {kind!r}")
-        extent = shapely.box(*ds.bounds)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Spatial reference system of input features", RuntimeWarning)
-            raw = exact_extract(
-                src, feats, ops, include_cols=[_ROW], output="pandas", strategy=strategy,
-                max_cells_in_memory=max_cells_in_memory,
-            )  # fmt: skip
-    raw = raw.sort_values(_ROW).reset_index(drop=True)
-    out = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).reset_index(drop=True)
+    with _open(raster) as ds:
+        st = _setup(ds, gdf)
+        ops = _ops(st.model, kind, stats, cell_counts)
+        feats = _WkbSource(st.in_raster.geometry.values, ds.crs.to_wkt())
+        raw = _extract([_Source(ds, band, nodata)], feats, ops, strategy, max_cells_in_memory)
+    return _table(raw, st, kind=kind, stats=stats, classes=classes, cell_counts=cell_counts)
+
+
+def _table(raw: pd.DataFrame, st: _Setup, *, kind: Kind, stats: Sequence[str], classes: Iterable[int] | None,
+           cell_counts: bool) -> pd.DataFrame:  # fmt: skip
+    """The documented columns from exactextract's raw results (one row per region, input order)."""
+    model, in_raster, ll = st.model, st.in_raster, st.ll
+    out = pd.DataFrame(st.gdf.drop(columns=st.gdf.geometry.name)).reset_index(drop=True)
     centroids = ll.geometry.representative_point()
     corr = np.array([model.correction(p.x, p.y) for p in centroids])
     out["region_km2"] = _region_area_km2(in_raster.geometry, ll.geometry, model)
@@ -348,7 +390,7 @@ def zonal_stats(
         # Σ coverage over the cells in the extent = area of (region ∩ extent): no raster pass
         px = model.pixel_km2 * corr
         unit = _unit_m(model.crs)
-        inside = shapely.area(shapely.intersection(np.asarray(in_raster.geometry.values), extent))
+        inside = shapely.area(shapely.intersection(np.asarray(in_raster.geometry.values), st.extent))
         covered = inside * unit * unit / 1e6 * corr
         valid = raw["cells_valid"].to_numpy(dtype=float) * px
     out["covered_km2"] = covered
@@ -406,13 +448,26 @@ __all__.append("class_areas")
 def zonal_stats_many(
     rasters: Mapping[str, tuple[str | os.PathLike[str], Kind]],
     regions: gpd.GeoDataFrame | Sequence[Region] | Sequence[BaseGeometry],
+    *,
+    one_pass: bool = True,
     **kwargs: Any,
 ) -> pd.DataFrame:
     """One table for several products: ``{product: (path, kind)}`` → columns ``<product>_<stat>``
-    (region attributes and ``region_km2`` once)."""
+    (region attributes and ``region_km2`` once).
+
+    With ``one_pass`` (default) and every raster on one grid (CRS, transform, size), a single
+    exactextract call serves all products: each region's coverage fractions are computed once
+    and every raster is read window by window beside them (the results are those of separate
+    :func:`zonal_stats` calls).  Rasters on different grids are summarised one by one.
+    Other keyword arguments are those of :func:`zonal_stats` and apply to every product.
+    """
+    if not rasters:
+        raise ValueError("no rasters given")
+    tables = _tables_one_pass(rasters, regions, **kwargs) if one_pass and len(rasters) > 1 else None
+    if tables is None:
+        tables = {product: zonal_stats(path, regions, kind=kind, **kwargs) for product, (path, kind) in rasters.items()}
     merged: pd.DataFrame | None = None
-    for product, (path, kind) in rasters.items():
-        t = zonal_stats(path, regions, kind=kind, **kwargs)
+    for product, t in tables.items():
         keep = [c for c in t.columns if c not in ("region_km2",)]
         first = [c for c in keep if c not in _STAT_COLUMNS and not c.startswith("class_")]
         stat_cols = [c for c in keep if c not in first]
@@ -421,9 +476,53 @@ def zonal_stats_many(
             merged = pd.concat([t[[*first, "region_km2"]], renamed], axis=1)
         else:
             merged = pd.concat([merged, renamed], axis=1)
-    if merged is None:
-        raise ValueError("no rasters given")
+    assert merged is not None
     return merged
+
+
+def _tables_one_pass(
+    rasters: Mapping[str, tuple[str | os.PathLike[str], Kind]],
+    regions: gpd.GeoDataFrame | Sequence[Region] | Sequence[BaseGeometry],
+    *,
+    band: int = 1,
+    nodata: float | None = None,
+    classes: Iterable[int] | None = None,
+    stats: Iterable[str] = ("mean", "median", "min", "max", "std", "sum"),
+    regions_crs: Any = None,
+    name_field: str | None = None,
+    cell_counts: bool = False,
+    strategy: Literal["feature-sequential", "raster-sequential"] = "feature-sequential",
+    max_cells_in_memory: int = 30_000_000,
+) -> dict[str, pd.DataFrame] | None:
+    """:func:`zonal_stats` tables of every raster from one exactextract call (None: not one grid)."""
+    stats = tuple(stats)
+    gdf = regions_frame(regions, regions_crs=regions_crs, name_field=name_field)
+    datasets = []
+    try:
+        for path, _kind in rasters.values():
+            datasets.append(_open(path))
+        first = datasets[0]
+        grid = (first.crs, first.transform, first.width, first.height)
+        if any((d.crs, d.transform, d.width, d.height) != grid for d in datasets[1:]):
+            return None
+        st = _setup(first, gdf)
+        sources, ops = [], []
+        for k, (ds, (_path, kind)) in enumerate(zip(datasets, rasters.values(), strict=True)):
+            src = _Source(ds, band, nodata, name=f"r{k}")
+            sources.append(src)
+            ops += [_operation(op, f"r{k}_", src) for op in _ops(st.model, kind, stats, cell_counts)]
+        feats = _WkbSource(st.in_raster.geometry.values, first.crs.to_wkt())
+        raw = _extract(sources, feats, ops, strategy, max_cells_in_memory)
+    finally:
+        for d in datasets:
+            d.close()
+    out = {}
+    for k, (product, (_path, kind)) in enumerate(rasters.items()):
+        prefix = f"r{k}_"
+        part = raw[[c for c in raw.columns if c.startswith(prefix)]]
+        part = part.rename(columns={c: c[len(prefix) :] for c in part.columns})
+        out[product] = _table(part, st, kind=kind, stats=stats, classes=classes, cell_counts=cell_counts)
+    return out
 
 
 _STAT_COLUMNS = {

@@ -316,3 +316,24 @@ def test_vrt_mosaic_gives_the_same_statistics(rasters, tmp_path):
     a = zonal_stats(vrt, _polygons(), kind="categorical")
     b = zonal_stats(rasters["cat"], _polygons(), kind="categorical")
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_many_products_in_one_pass_equal_exactextract_and_separate_calls(rasters, tmp_path):
+    regions = _polygons()
+    products = {"ndvi": (rasters["cont"], "continuous"), "lc": (rasters["cat"], "categorical")}
+    one = zonal_stats_many(products, regions, cell_counts=True)
+    apart = zonal_stats_many(products, regions, cell_counts=True, one_pass=False)
+    pd.testing.assert_frame_equal(one, apart, check_exact=False, rtol=1e-12, atol=1e-12)
+    # the oracle: exactextract called directly on each raster
+    direct = exact_extract(str(rasters["cont"]), regions, ["count", "mean", "median", "stdev"], output="pandas")
+    for ours_col, col in (("ndvi_cells_valid", "count"), ("ndvi_mean", "mean"), ("ndvi_median", "median"), ("ndvi_std", "stdev")):
+        np.testing.assert_allclose(one[ours_col], direct[col], rtol=1e-9, atol=1e-12, err_msg=ours_col)
+    frac = exact_extract(str(rasters["cat"]), regions, ["count", "unique", "frac"], output="pandas")
+    for i, (codes, fr) in enumerate(zip(frac["unique"], frac["frac"], strict=True)):
+        for code, f in zip(codes, fr, strict=True):
+            assert one.loc[i, f"lc_class_{code}_km2"] == pytest.approx(f * frac.loc[i, "count"] * 0.0009, rel=1e-9)
+    # a raster on another grid: summarised on its own, same columns
+    shifted = _write(tmp_path / "shifted.tif", rasters["values"], nodata=np.nan, transform=from_origin(X0 + 15.0, Y0, RES, RES))
+    mixed = zonal_stats_many({"ndvi": (rasters["cont"], "continuous"), "moved": (shifted, "continuous")}, regions)
+    alone = zonal_stats(shifted, regions)
+    np.testing.assert_allclose(mixed["moved_mean"], alone["mean"], rtol=1e-12)
