@@ -16,6 +16,8 @@ Output layout::
     OUT/areas/<area>/<year>/<tile>/           fitted products per tile + item.json
     OUT/areas/<area>/<year>/<product>.vrt     the area mosaic of each product
     OUT/<region>/<year>/<product>.tif|.vrt    clipped COG (+ .qml) and mosaic per region, item.json
+    OUT/areas/<area>/trends/<first>-<last>/   per-pixel trends (eqi.pipeline.trend_stage), summary.json
+    OUT/<region>/trends/<first>-<last>/       trends clipped per region, summary.json (km² per class)
 """
 
 from __future__ import annotations
