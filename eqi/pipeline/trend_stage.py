@@ -103,6 +103,18 @@ def _stack(mosaics: Mapping[int, Path], chunk: int) -> tuple[da.Array, xr.DataAr
     return da.stack([layer.data.astype(np.float32) for layer in layers]), first
 
 
+def _sampled(arr: xr.DataArray, max_pixels: int = 1_000_000) -> xr.DataArray:
+    """A regular subsample of ``arr`` (every k-th row and column) for display ranges: a
+    province-wide raster is never loaded whole."""
+    step = max(1, int(np.ceil(np.sqrt(arr.size / max_pixels))))
+    return arr[::step, ::step]
+
+
+def _spread(arr: xr.DataArray) -> float:
+    """Half-width of a symmetric display range for slopes (98th percentile of |slope|)."""
+    return float(np.nanmax(np.abs(display_range(_sampled(arr))))) or 1e-3
+
+
 def _like(template: xr.DataArray, data: Any) -> xr.DataArray:
     return xr.DataArray(data, dims=("y", "x"), coords=template.coords)
 
@@ -121,8 +133,9 @@ def _write(name: str, arr: xr.DataArray, path: Path, *, kind: str, description: 
         return path
     write_cog(arr, path, nodata=float("nan"), description=description, kind="continuous", units=units,
               tags=product_tags)  # fmt: skip
-    lo, hi = display or display_range(arr)
-    write_qml(path, continuous_qml(lo, hi, ramp("change" if display else "count", lo, hi), nodata=None,
+    slope = display is not None
+    lo, hi = display if slope else (0.0, 1.0)  # slopes: symmetric; p-values: 0-1
+    write_qml(path, continuous_qml(lo, hi, ramp("change" if slope else "count", lo, hi), nodata=None,
                                    label=description, precision=4))  # fmt: skip
     return path
 
@@ -160,7 +173,7 @@ def trend_rasters(
         slope, p_arr = (_like(template, da.from_array(_BandReader(tmp, b, geobox.shape), chunks=chunk)) for b in (1, 2))
         units = spec_for(product).units
         label = f"{spec_for(product).description}: Theil-Sen slope {years[0]}-{years[-1]}"
-        spread = float(np.nanmax(np.abs(display_range(slope)))) or 1e-3
+        spread = _spread(slope)
         paths = {
             "slope": _write(f"{product}_trend_slope", slope, out_dir / f"{product}_trend_slope.tif", kind="continuous",
                             description=label, units=f"{units or '1'} per year", tags=tags, display=(-spread, spread)),
@@ -213,8 +226,7 @@ def clip_to_region(area_tif: Path, area_geobox: GeoBox, region: Region, grid: An
         if categorical:
             return _write(area_tif.stem, clipped, path, kind="categorical", description=description, units=None,
                           tags=tags, classes=classes)  # fmt: skip
-        slope = area_tif.stem.endswith("_slope")
-        spread = float(np.nanmax(np.abs(display_range(clipped)))) or 1e-3 if slope else None
+        spread = _spread(clipped) if area_tif.stem.endswith("_slope") else None
         return _write(area_tif.stem, clipped, path, kind="continuous", description=description, units=units,
                       tags=tags, display=(-spread, spread) if spread else None)  # fmt: skip
     finally:
