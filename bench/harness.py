@@ -99,6 +99,7 @@ class Measurement:
     peak_mib: float
     rss_before_mib: float
     result: Path
+    cpu_seconds: float | None = None  # process CPU time of work() (all threads): robust to other jobs' load
 
 
 # ------------------------------------------------------------------------------------ worker
@@ -137,13 +138,14 @@ def _worker(target: str, kwargs_json: str, outdir: str) -> None:
     work = _resolve(target)(**json.loads(kwargs_json))
     gc.collect()
     rss_before = _current_rss_mib()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = work()
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     peak = _peak_rss_mib()
     out = Path(outdir)
     np.savez(out / "result.npz", **{k: np.asarray(v) for k, v in result.items()})
-    report = {"seconds": seconds, "peak_mib": peak, "rss_before_mib": rss_before}
+    report = {"seconds": seconds, "peak_mib": peak, "rss_before_mib": rss_before, "cpu_seconds": cpu_seconds}
     (out / "measurement.json").write_text(json.dumps(report))
 
 
@@ -175,6 +177,7 @@ def run_side(side: Side, outdir: Path, timeout_s: float = 1800.0) -> Measurement
         peak_mib=float(report["peak_mib"]),
         rss_before_mib=float(report["rss_before_mib"]),
         result=outdir / "result.npz",
+        cpu_seconds=report.get("cpu_seconds"),
     )
 
 
@@ -243,6 +246,7 @@ def run_case(
         "baseline_runs_s": [round(m.seconds, 4) for m in runs["baseline"]],
         "ours_runs_peak_mib": [round(m.peak_mib) for m in runs["ours"]],
         "baseline_runs_peak_mib": [round(m.peak_mib) for m in runs["baseline"]],
+        **_cpu_columns(runs),
         "timing": f"best of {case.repeats} runs, each in a fresh process; peak = max VmHWM",
         "checked": f"assert_allclose rtol={case.rtol:g} atol={case.atol:g} equal_nan",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -250,6 +254,16 @@ def run_case(
         "measured": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **case.extra,
     }
+
+
+def _cpu_columns(runs: dict[str, list[Measurement]]) -> dict[str, Any]:
+    """Best process CPU seconds per side and their ratio (wall times on a shared machine include
+    waiting for a core; CPU time does not)."""
+    cpu = {k: [m.cpu_seconds for m in v if m.cpu_seconds is not None] for k, v in runs.items()}
+    if not cpu["ours"] or not cpu["baseline"] or min(cpu["ours"]) <= 0:
+        return {}
+    return {"ours_cpu_s": round(min(cpu["ours"]), 3), "baseline_cpu_s": round(min(cpu["baseline"]), 3),
+            "cpu_ratio": round(min(cpu["baseline"]) / min(cpu["ours"]), 3)}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ results file
