@@ -54,6 +54,7 @@ from exactextract.feature import Feature, FeatureSource
 from exactextract.operation import Operation
 from exactextract.raster import RasterioRasterSource
 from pyproj import CRS, Geod, Proj, Transformer
+from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
@@ -209,6 +210,14 @@ class _Source(RasterioRasterSource):
         super().__init__(ds, band, name=name)  # a unique name per source: exactextract keys its
         # accumulators by raster name, so unnamed sources in one call would share them
         self._nodata_override = nodata
+        flags = set(ds.mask_flag_enums[band - 1])
+        # nodata-only masks: exactextract skips nodata and NaN itself, so read without a mask
+        self._plain = not self.scaled and flags <= {MaskFlags.nodata, MaskFlags.all_valid}
+
+    def read_window(self, x0: int, y0: int, nx: int, ny: int) -> Any:
+        if self._plain:
+            return self.ds.read(self.band_idx, window=Window(x0, y0, nx, ny))
+        return super().read_window(x0, y0, nx, ny)
 
     def nodata_value(self) -> Any:
         if self._nodata_override is None:
