@@ -146,6 +146,10 @@ def annotate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             r["baseline_s"] = round(r["baseline_s"] * r["pixels"] / r["sample"], 1)
             r["ratio"] = round(r["baseline_s"] / r["ours_s"], 1)
             r["scaled"] = f"baseline_s = baseline_sample_s x {r['pixels']} / {r['sample']} pixels"
+        if r["name"] == NAME and r.get("baseline_cpu_s") is not None and "baseline_sample_cpu_s" not in r:
+            r["baseline_sample_cpu_s"] = r["baseline_cpu_s"]
+            r["baseline_cpu_s"] = round(r["baseline_cpu_s"] * r["pixels"] / r["sample"], 1)
+            r["cpu_ratio"] = round(r["baseline_cpu_s"] / r["ours_cpu_s"], 1)
     return rows
 
 
