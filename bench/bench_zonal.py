@@ -340,6 +340,8 @@ def notes(rows: list[dict[str, Any]]) -> list[str]:
     """Peak memories (the issue asks for them to be reported)."""
     return [
         f"{r['name']} {r['size']}: ours peak {r['ours_peak_mib']:.0f} MiB, {r['baseline']} peak {r['baseline_peak_mib']:.0f} MiB"
+        + (f"; CPU ours {r['ours_cpu_s']:.1f} s, baseline {r['baseline_cpu_s']:.1f} s, CPU ratio {r['cpu_ratio']:.2f}"
+           if r.get("cpu_ratio") is not None else "")
         for r in rows
         if r["name"].startswith(NAME)
-    ]
+    ]  # fmt: skip
