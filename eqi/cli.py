@@ -299,6 +299,23 @@ def aoi_export(
 
 
 @app.command()
+def assess(
+    config: Annotated[Path, typer.Argument(help="YAML project config (configs/projects/*.yaml)")],
+    project: Annotated[str | None, typer.Option("--project", help="assess only this project")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="output root (default: the config's out)")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="recompute projects that are already done")] = False,
+) -> None:
+    """Impact assessment of major projects (rings, matched controls, BACI, disturbance map)."""
+    from eqi.pipeline.assess.config import load_assess_config
+    from eqi.pipeline.assess.run import assess as assess_job
+
+    cfg = load_assess_config(config, {"out": str(out.resolve()) if out else None})
+    results = assess_job(cfg, project=project, overwrite=overwrite, progress=_echo)
+    done = sum(r.status == "done" for r in results)
+    _echo(f"finished: {done} assessed, {len(results) - done} skipped; outputs in {cfg.out / 'projects'}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="folder for the simulated archive and the outputs")] = Path("demo-out"),
     workers: Annotated[int | None, typer.Option("--workers", help="local cluster of N worker processes")] = None,
