@@ -21,12 +21,13 @@ every growing-season date (June-September) of the first year, of both sensors.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio.features
 import shapely
+import shapely.geometry
 from pyproj import CRS, Transformer
 from rasterio.features import geometry_mask
 from rasterio.transform import Affine
@@ -634,6 +637,40 @@ def _write_docs(st: _Setup, work: Path, summary: dict[str, Any]) -> Path:
     return region_path
 
 
+def _plant_corridors(
+    st: _Setup, corridors: Sequence[BaseGeometry], width_m: float
+) -> tuple[_Setup, dict[str, Any]]:
+    """Plant construction corridors (bare land) in the years after the first; returns the new
+    setup and the planted footprint as a GeoJSON FeatureCollection (lon/lat)."""
+    to_utm = Transformer.from_crs(CRS.from_epsg(4326), CRS.from_epsg(st.epsg), always_xy=True)
+    to_ll = Transformer.from_crs(CRS.from_epsg(st.epsg), CRS.from_epsg(4326), always_xy=True)
+    lines = [shapely.transform(g, to_utm.transform, interleaved=False) for g in corridors]
+    strips = [shapely.buffer(g, width_m / 2.0, cap_style="flat") for g in lines]
+    inside = geometry_mask(strips, out_shape=st.grid.shape, transform=st.grid.transform, invert=True)
+    first = st.land.landcover[st.years[0]]
+    planted = inside & np.isin(first, (10, 20, 30, 40))
+    landcover = dict(st.land.landcover)
+    for year in st.years[1:]:
+        lc = landcover[year].copy()
+        lc[planted] = 60
+        landcover[year] = lc
+    land = dataclasses.replace(st.land, landcover=landcover)
+    polys = [
+        shapely.geometry.shape(g)
+        for g, v in rasterio.features.shapes(planted.astype(np.uint8), mask=planted, transform=st.grid.transform)
+        if v == 1
+    ]
+    footprint = shapely.transform(shapely.union_all(polys), to_ll.transform, interleaved=False)
+    features = [
+        {"type": "Feature", "properties": {"kind": "footprint", "width_m": width_m, "pixels": int(planted.sum()),
+                                           "years": list(st.years[1:]), "note": "SIMULATED construction corridor"},
+         "geometry": shapely.geometry.mapping(footprint)},
+        *({"type": "Feature", "properties": {"kind": "centreline", "width_m": width_m},
+           "geometry": shapely.geometry.mapping(g)} for g in corridors),
+    ]  # fmt: skip
+    return dataclasses.replace(st, land=land), {"type": "FeatureCollection", "features": features}
+
+
 def simulate_archive(
     region_geometry_wgs84: BaseGeometry,
     out_dir: Path,
@@ -645,6 +682,8 @@ def simulate_archive(
     wrs_path_row: tuple[int, int] = (129, 39),
     margin_m: float = 1000.0,
     overwrite: bool = False,
+    corridors: Sequence[BaseGeometry] = (),
+    corridor_width_m: float = 150.0,
 ) -> SimulatedArchive:
     """Write a small, clearly SIMULATED archive of Landsat 8/9 L2SP and Sentinel-2 L2A scenes.
 
@@ -659,6 +698,10 @@ def simulate_archive(
     wrs_path_row : WRS-2 path/row written in the Landsat ids (default 129/039, Chengdu).
     margin_m : margin around the region bounds (m) before snapping to the pixel grid.
     overwrite : replace ``out_dir`` if it holds an earlier simulated archive.
+    corridors : lines (lon/lat) along which a construction corridor ``corridor_width_m`` wide is
+        planted in every year after the first: vegetated pixels (WorldCover 10-40) whose centre
+        lies in the flat-capped buffer become bare (60); water and built-up stay (bridges, towns).
+        The planted footprint is written to ``reference/planted_corridor.geojson`` (issue 9).
 
     Returns
     -------
@@ -673,6 +716,9 @@ def simulate_archive(
     st = _setup(
         region, region_name, years, int(seed), float(resolution_m), tuple(wrs_path_row), margin_m
     )
+    planted = None
+    if corridors:
+        st, planted = _plant_corridors(st, corridors, float(corridor_width_m))
     lut = np.zeros(256, dtype=np.intp)
     lut[list(spectra.CLASS_CODES)] = np.arange(len(spectra.CLASS_CODES))
 
@@ -706,6 +752,8 @@ def simulate_archive(
                 str(c): round(v, 6) for c, v in landscape.class_shares(lc, st.grid.region).items()
             }
             _write_truth(st, year, lc, work / "reference")
+        if planted is not None:
+            (work / "reference" / "planted_corridor.geojson").write_text(json.dumps(planted))
         writer.finish()
         summary = _summary(st, shares, records, min_clear)
         _write_docs(st, work, summary)

@@ -7,9 +7,9 @@ settings, strata) comes from the method profile ``configs/methods/impact-hj1175-
 Conventions: ``before``/``after`` are co-registered float arrays with NaN for invalid pixels;
 ``Δ = mean(after − before)`` over the pixels valid in both years (paired differences); the impact
 statistic is ``Δ_impact − Δ_control`` (spec §4.5).  Intervals are two-sided percentile bootstrap
-intervals; each zone's pixels are first subsampled without replacement to ``max_pixels``
-(neighbouring pixels are not independent, so the interval of the subsample is the wider, more
-honest one), then resampled with replacement (weighted, for matched controls).
+intervals.  Neighbouring pixels are not independent, so by default the resampled units are
+spatial blocks (``block_px`` × ``block_px`` pixels; a cluster bootstrap of the weighted mean);
+with ``block_px = 0`` single pixels are resampled after subsampling each zone to ``max_pixels``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class BootstrapSettings:
     confidence: float = 0.95
     max_pixels: int = 2000
     seed: int = 0
+    block_px: int = 0  # > 0: spatial block bootstrap with blocks of block_px x block_px pixels
 
 
 @dataclass(frozen=True)
@@ -70,27 +71,41 @@ def replicate_means(
     settings: BootstrapSettings,
     *,
     weights: NDArray[np.floating] | None = None,
+    blocks: NDArray[np.integer] | None = None,
     stream: int = 0,
 ) -> tuple[float, NDArray[np.float64], int]:
-    """(weighted mean of all values, bootstrap replicate means, pixels resampled).
+    """(weighted mean of all values, bootstrap replicate means, resampling units).
 
-    NaN values are dropped.  ``weights`` (≥ 0, e.g. matching weights) make both the mean and the
-    resampling probability-weighted.  ``stream`` separates the random streams of zones.
+    NaN values are dropped.  ``weights`` (≥ 0, e.g. matching weights) weight the mean.  With
+    ``blocks`` (a spatial block id per value) the units resampled are blocks (cluster bootstrap of
+    the ratio Σ w v / Σ w: spatial autocorrelation inside a block is kept); without, pixels, first
+    subsampled without replacement to ``settings.max_pixels``.  ``stream`` separates the random
+    streams of zones.
     """
     v = np.asarray(values, dtype=np.float64).ravel()
-    w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
-    ok = np.isfinite(v) if w is None else np.isfinite(v) & (w > 0)
-    v = v[ok]
-    w = None if w is None else w[ok]
+    w = np.ones_like(v) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    ok = np.isfinite(v) & (w > 0)
+    v, w = v[ok], w[ok]
+    reps = np.full(settings.replicates, np.nan)
     if v.size == 0:
-        return float("nan"), np.full(settings.replicates, np.nan), 0
+        return float("nan"), reps, 0
     mean = float(np.average(v, weights=w))
     rng = np.random.default_rng([settings.seed, stream])
+    if blocks is not None:
+        _, inv = np.unique(np.asarray(blocks).ravel()[ok], return_inverse=True)
+        sums = np.bincount(inv, weights=w * v)
+        tots = np.bincount(inv, weights=w)
+        units = sums.size
+        chunk = max(1, 5_000_000 // max(units, 1))
+        for start in range(0, settings.replicates, chunk):
+            n = min(chunk, settings.replicates - start)
+            idx = rng.integers(0, units, (n, units))
+            reps[start : start + n] = sums[idx].sum(axis=1) / tots[idx].sum(axis=1)
+        return mean, reps, int(units)
     if v.size > settings.max_pixels:
         keep = rng.choice(v.size, settings.max_pixels, replace=False)
-        v = v[keep]
-        w = None if w is None else w[keep]
-    p = None if w is None else w / w.sum()
+        v, w = v[keep], w[keep]
+    p = None if weights is None else w / w.sum()
     idx = rng.choice(v.size, (settings.replicates, v.size), replace=True, p=p)
     return mean, v[idx].mean(axis=1), int(v.size)
 
@@ -109,12 +124,13 @@ def delta_interval(
     settings: BootstrapSettings,
     *,
     weights: NDArray[np.floating] | None = None,
+    blocks: NDArray[np.integer] | None = None,
     stream: int = 0,
 ) -> tuple[Interval, NDArray[np.float64]]:
     """Δ = mean(after − before) over pixels valid in both years, its interval, and replicates."""
     d = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
     n = int(np.isfinite(d).sum() if weights is None else (np.isfinite(d) & (np.asarray(weights) > 0)).sum())
-    mean, reps, n_res = replicate_means(d, settings, weights=weights, stream=stream)
+    mean, reps, n_res = replicate_means(d, settings, weights=weights, blocks=blocks, stream=stream)
     return _interval(mean, reps, n, n_res, settings.confidence), reps
 
 

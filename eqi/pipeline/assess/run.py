@@ -253,13 +253,24 @@ def _labels(geoms: Sequence[BaseGeometry], p: PreparedProject) -> np.ndarray:
 # ------------------------------------------------------------------------------------ computing
 
 
-def _settings(profile: Profile) -> impact.BootstrapSettings:
+def _settings(profile: Profile, pixel_m: float) -> impact.BootstrapSettings:
+    block_m = float(profile.value("bootstrap", "block_m"))
     return impact.BootstrapSettings(
+        block_px=max(1, round(block_m / pixel_m)) if block_m > 0 else 0,
         replicates=int(profile.value("bootstrap", "replicates")),
         confidence=float(profile.value("bootstrap", "confidence")),
         max_pixels=int(profile.value("bootstrap", "max_pixels")),
         seed=int(profile.value("bootstrap", "seed")),
     )
+
+
+def _block_ids(shape: tuple[int, int], block_px: int) -> np.ndarray | None:
+    """Spatial block id of every pixel (blocks of block_px x block_px), None for pixel bootstrap."""
+    if block_px <= 0:
+        return None
+    rows = np.arange(shape[0], dtype=np.int64)[:, None] // block_px
+    cols = np.arange(shape[1], dtype=np.int64)[None, :] // block_px
+    return rows * ((shape[1] + block_px - 1) // block_px) + cols
 
 
 def _matching(p: PreparedProject, labels: np.ndarray, data: dict[str, dict[int, np.ndarray]], profile: Profile) -> tuple[np.ndarray, dict[str, Any]]:
@@ -324,7 +335,8 @@ def assess_project(p: PreparedProject, profile: Profile) -> dict[str, Any]:
     valid_any = np.isfinite(ndvi_b) & np.isfinite(ndvi_a)
     if not valid_any[labels == 1].any() and not valid_any[labels == 2].any():
         raise InputError(f"projects[{spec.name}].geometry: no valid NDVI in both years at the project (outside every scene?)")
-    settings = _settings(profile)
+    settings = _settings(profile, abs(p.transform.a))
+    blocks_all = _block_ids(p.shape, settings.block_px)
     weights_ctl, matching = _matching(p, labels, data, profile) if ctl_id else (None, {"note": "no control zone"})
     control_w = None
     if ctl_id is not None:
@@ -349,6 +361,7 @@ def assess_project(p: PreparedProject, profile: Profile) -> dict[str, Any]:
         inside = labels[sl] == zid
         rows.append({**base, "indicator": "pixels", "year": None, "value": int(inside.sum())})
         w = control_w[sl][inside] if (z.role == "control" and control_w is not None) else None
+        blk = blocks_all[sl][inside] if blocks_all is not None else None
         for product in CONTINUOUS:
             if product not in data:
                 continue
@@ -357,12 +370,12 @@ def assess_project(p: PreparedProject, profile: Profile) -> dict[str, Any]:
             for y, v in ((spec.before, b), (spec.after, a)):
                 rows.append({**base, "indicator": f"{product}_mean", "year": y, "value": float(np.nanmean(v)) if np.isfinite(v).any() else math.nan})
                 rows.append({**base, "indicator": f"{product}_valid_km2", "year": y, "value": float(np.isfinite(v).sum()) * p.pixel_km2})
-            iv, reps = impact.delta_interval(b, a, settings, weights=w, stream=zid * 10 + CONTINUOUS.index(product))
+            iv, reps = impact.delta_interval(b, a, settings, weights=w, blocks=blk, stream=zid * 10 + CONTINUOUS.index(product))
             deltas[(z.name, product)] = (iv, reps)
             rows.append({**base, "indicator": f"{product}_delta", "year": spec.after, "value": iv.value,
                          "low": iv.low, "high": iv.high, "n": iv.n})  # fmt: skip
             if z.role == "control" and w is not None:
-                iv_u, _ = impact.delta_interval(b, a, settings, stream=zid * 10 + 5 + CONTINUOUS.index(product))
+                iv_u, _ = impact.delta_interval(b, a, settings, blocks=blk, stream=zid * 10 + 5 + CONTINUOUS.index(product))
                 rows.append({**base, "indicator": f"{product}_delta_unmatched", "year": spec.after, "value": iv_u.value,
                              "low": iv_u.low, "high": iv_u.high, "n": iv_u.n})  # fmt: skip
         if "landcover" in data:
