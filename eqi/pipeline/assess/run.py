@@ -36,6 +36,7 @@ import shapely
 from pyproj import CRS, Transformer
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 from scipy import ndimage
 from shapely.geometry.base import BaseGeometry
@@ -178,9 +179,17 @@ def prepare(config: AssessConfig, spec: ProjectSpec, profile: Profile) -> Prepar
         if src.crs is None or CRS.from_user_input(src.crs).is_geographic:
             raise InputError(f"inputs: {paths['ndvi'][spec.before]} is not in a projected CRS; run eqi with a metric crs")
         grid_crs = CRS.from_user_input(src.crs)
+        ll_bounds = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
+        outside = InputError(
+            f"{field_}.geometry: the project lies outside every input raster "
+            f"({paths['ndvi'][spec.before]} covers lon/lat {tuple(round(v, 4) for v in ll_bounds)}); "
+            "check the coordinates and their crs, or run eqi run over the project first"
+        )
+        if not shapely.intersects(geom, shapely.box(*ll_bounds)):
+            raise outside
         to_grid = _transformer(local, grid_crs)
-        zones_grid = [to_grid(_densify(z.geometry, 100.0)) for z in zones]
-        xmin, ymin, xmax, ymax = shapely.union_all(zones_grid).bounds
+        zones_grid = [shapely.make_valid(to_grid(_densify(z.geometry, 100.0))) for z in zones]
+        xmin, ymin, xmax, ymax = shapely.total_bounds(np.asarray(zones_grid, dtype=object))
         raw = from_bounds(xmin, ymin, xmax, ymax, src.transform)
         c0, r0 = math.floor(raw.col_off), math.floor(raw.row_off)
         c1, r1 = math.ceil(raw.col_off + raw.width), math.ceil(raw.row_off + raw.height)
@@ -191,11 +200,7 @@ def prepare(config: AssessConfig, spec: ProjectSpec, profile: Profile) -> Prepar
         except rasterio.errors.WindowError:
             win = None
         if win is None or win.width < 1 or win.height < 1 or not shapely.intersects(zones_grid[0], shapely.box(*src.bounds)):
-            raise InputError(
-                f"{field_}.geometry: the project lies outside every input raster "
-                f"({paths['ndvi'][spec.before]} covers {tuple(round(v) for v in src.bounds)} in {grid_crs.to_string()}); "
-                "check the coordinates and their crs, or run eqi run over the project first"
-            )
+            raise outside
         transform = src.window_transform(win)
         shape = (int(win.height), int(win.width))
         model = area_model(grid_crs, src.transform, src.width, src.height)
@@ -493,7 +498,7 @@ def _chainage(p: PreparedProject, labels: np.ndarray, data: dict[str, dict[int, 
     half = (p.spec.footprint_m or float(profile.value("zones", "linear", "footprint_m"))) + (rings[-1].outer_m if rings else 0.0)
     segs = chainage_segments(line, seg_km * 1000.0, half)
     to_grid = _transformer(p.local, p.grid_crs)
-    geoms = [to_grid(_densify(g, 100.0)) for *_, g in segs]
+    geoms = [shapely.make_valid(to_grid(_densify(g, 100.0))) for *_, g in segs]
     seg_labels = _labels(geoms, p)
     n = len(segs)
     idx = np.arange(1, n + 1)

@@ -1,0 +1,136 @@
+"""``eqi assess`` on small synthetic rasters: bad input -> exit 2 naming the field and nothing
+written; chainage finds the disturbed stretch; DEM matching; restart skips a finished project."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import yaml
+from pyproj import Transformer
+from rasterio.transform import from_origin
+
+from eqi.cli import main
+
+CRS = "EPSG:32648"
+X0, Y0, RES = 400_000.0, 3_400_000.0, 30.0
+H, W = 400, 1200  # 12 km x 36 km
+TO_LL = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+
+
+def _write(path: Path, data: np.ndarray) -> None:
+    with rasterio.open(path, "w", driver="GTiff", width=W, height=H, count=1, dtype="float32", crs=CRS,
+                       transform=from_origin(X0, Y0, RES, RES), nodata=np.nan) as dst:  # fmt: skip
+        dst.write(data.astype(np.float32), 1)
+
+
+def _ll(x: float, y: float) -> list[float]:
+    lon, lat = TO_LL.transform(x, y)
+    return [lon, lat]
+
+
+@pytest.fixture(scope="module")
+def rasters(tmp_path_factory) -> dict:
+    """NDVI 0.7 everywhere (+ small noise); in 2021 a 120 m strip along y = 6 km from x = 20-28 km
+    drops to 0.1 — the one disturbed stretch; a DEM rising to the north."""
+    tmp = tmp_path_factory.mktemp("assess")
+    rng = np.random.default_rng(3)
+    before = 0.7 + rng.normal(0, 0.01, (H, W))
+    after = 0.7 + rng.normal(0, 0.01, (H, W))
+    rows = slice(H // 2 - 2, H // 2 + 2)  # 4 px = 120 m around y = Y0 - 6 km
+    after[rows, int(20_000 / RES) : int(28_000 / RES)] = 0.1
+    _write(tmp / "ndvi_2020.tif", before)
+    _write(tmp / "ndvi_2021.tif", after)
+    dem = np.repeat(np.linspace(1500, 500, H)[:, None], W, axis=1)
+    _write(tmp / "dem.tif", dem)
+    y = Y0 - 6_000
+    line = [_ll(X0 + 2_000, y), _ll(X0 + 34_000, y)]
+    return {"tmp": tmp, "line": line}
+
+
+def _config(rasters: dict, name: str, **project) -> Path:
+    tmp = rasters["tmp"]
+    p = {"name": "line", "type": "linear", "geometry": {"coordinates": rasters["line"]}, "footprint_m": 60,
+         "rings_m": [300, 1000], "control": {"distance_m": [2000, 4000]}, "before": 2020, "after": 2021,
+         "chainage_km": 4}  # fmt: skip
+    for k, v in project.items():
+        if v is None:
+            p.pop(k, None)
+        else:
+            p[k] = v
+    cfg = {"out": f"out-{name}", "inputs": {"files": {"ndvi": str(tmp / "ndvi_{year}.tif")}, "dem": str(tmp / "dem.tif")},
+           "projects": [p]}  # fmt: skip
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _exit(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return int(exc.value.code)
+
+
+@pytest.mark.parametrize(
+    ("case", "project", "field"),
+    [
+        ("ring0", {"rings_m": [0, 1000]}, "projects[line].rings_m"),
+        ("ringneg", {"rings_m": [-300]}, "projects[line].rings_m"),
+        ("years", {"before": 2021, "after": 2021}, "projects[line]"),
+        ("crs", {"geometry": {"coordinates": [[1, 2], [3, 4]], "crs": "EPSG:999999"}}, "projects[line].geometry.crs"),
+        ("selfx", {"geometry": {"coordinates": [[103.0, 30.0], [103.1, 30.1], [103.1, 30.0], [103.0, 30.1]]}},
+         "projects[line].geometry"),
+        ("outside", {"geometry": {"coordinates": [[10.0, 50.0], [10.1, 50.1]]}}, "projects[line].geometry"),
+    ],
+)  # fmt: skip
+def test_bad_input_exits_2_naming_the_field_and_writes_nothing(rasters: dict, capsys, case: str, project: dict, field: str) -> None:
+    path = _config(rasters, case, **project)
+    assert _exit(["assess", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert field in err, err
+    assert "Traceback" not in err
+    if case == "years":
+        assert "before (2021) must be earlier than after (2021)" in err
+    if case == "outside":
+        assert "outside every input raster" in err
+    assert not (rasters["tmp"] / f"out-{case}").exists()
+
+
+def test_unknown_project_name_exits_2(rasters: dict, capsys) -> None:
+    path = _config(rasters, "unknown")
+    assert _exit(["assess", str(path), "--project", "nope"]) == 2
+    assert "--project 'nope'" in capsys.readouterr().err
+    assert not (rasters["tmp"] / "out-unknown").exists()
+
+
+def test_assessment_finds_the_disturbed_stretch_and_restarts(rasters: dict, capsys) -> None:
+    path = _config(rasters, "ok")
+    main(["assess", str(path)])
+    folder = rasters["tmp"] / "out-ok" / "projects" / "line"
+    chain = pd.read_csv(folder / "chainage.csv")
+    # the drop spans x = 20-28 km, i.e. chainage 18-26 km of the line starting at x = 2 km
+    assert set(chain.sort_values("rank").head(3)["segment"]) == {"km_16_20", "km_20_24", "km_24_28"}
+    assert chain.loc[chain["segment"] == "km_20_24", "rank"].item() == 1  # fully disturbed 4 km
+    assert chain.loc[chain["segment"] == "km_0_4", "disturbed_km2"].item() == 0
+    # disturbed area: 8 km x 120 m = 0.96 km² (oracle: the planted strip), all in the footprint
+    import geopandas as gpd
+
+    dist = gpd.read_file(folder / "disturbance.gpkg", layer="disturbance")
+    assert dist["area_km2"].sum() == pytest.approx(0.96, rel=0.02)
+    assert set(dist["zone"]) == {"footprint"}
+    baci = pd.read_csv(folder / "baci.csv").set_index("zone")
+    fp = baci.loc["footprint"]
+    assert fp["baci_high"] < 0 and fp["delta_control_low"] < 0 < fp["delta_control_high"]
+    # matching used the DEM: elevation and slope are covariates, balance reported
+    matching = json.loads((folder / "matching.json").read_text())
+    assert matching["covariates"][:2] == ["elevation_m", "slope_deg"]
+    assert abs(matching["balance"]["elevation_m"]["smd_matched"]) < 0.1 and matching["impact_matched_share"] > 0.9
+    item = json.loads((folder / "item.json").read_text())
+    assert item["properties"]["eqi:task_id"].startswith("line_2021_")
+    capsys.readouterr()
+    main(["assess", str(path)])
+    assert "skip line: done" in capsys.readouterr().out
