@@ -12,12 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from shapely.geometry import LineString
+from shapely.geometry.base import BaseGeometry
 
 from eqi.config import load_config
 from eqi.geo.regions import load_regions
 from eqi.io.atomic import atomic_write_text
 
-__all__ = ["DEMO_COUNTY", "DEMO_YEARS", "run_demo"]
+__all__ = ["DEMO_COUNTY", "DEMO_YEARS", "run_demo", "demo_corridor", "assess_demo", "DEMO_CORRIDOR_WIDTH_M"]
+
+DEMO_CORRIDOR_WIDTH_M = 150.0  # width of the planted construction corridor (issue 9)
+#: the corridor's vertices as fractions (x, y) of the region's lon/lat bounds, west-south origin
+DEMO_CORRIDOR_FRACTIONS = ((0.557, 0.067), (0.671, 0.467), (0.929, 0.867))
 
 DEMO_COUNTY = "sichuan:510115"  # 温江区 Wenjiang District, Chengdu: cropland, towns, the Jin River
 DEMO_YEARS = (2022, 2023)
@@ -39,6 +45,8 @@ pixels per land-cover type, and simulated clouds and shadows.  No value here is 
   <region>/<year>/  products (COG + QGIS .qml), items.json (inputs), metadata.json, item.json
   <region>/<year>/<region>_<year>.qgs   QGIS project of the region and year (open it in QGIS)
   catalog.json      STAC catalog of all outputs (collections/: one collection per product family)
+  demo-assess.yaml  the planted construction corridor as a project; `eqi assess demo-assess.yaml`
+  projects/         its impact assessment: zones, BACI, disturbance polygons, chainage (eqi assess)
 """
 
 
@@ -69,6 +77,36 @@ def _write_config(out: Path, region_spec: str) -> Path:
     return path
 
 
+def demo_corridor(region: BaseGeometry) -> LineString:
+    """The SIMULATED railway centreline of the demo: a bent line across the region (lon/lat)."""
+    x0, y0, x1, y1 = region.bounds
+    return LineString([(x0 + fx * (x1 - x0), y0 + fy * (y1 - y0)) for fx, fy in DEMO_CORRIDOR_FRACTIONS])
+
+
+def assess_demo(out: Path, corridor: LineString, *, progress: Callable[[str], None] = print) -> Path:
+    """Write ``demo-assess.yaml`` (the planted corridor as a linear project) and assess it."""
+    from eqi.pipeline.assess.config import load_assess_config
+    from eqi.pipeline.assess.run import assess
+
+    config = {
+        "title": "eqi offline demo: planted construction corridor (SIMULATED data)",
+        "out": ".",
+        "simulated": True,
+        "inputs": {"run": "."},
+        "projects": [{
+            "name": "demo-corridor", "type": "linear", "approximate": False,
+            "provenance": "SIMULATED: the corridor planted by the demo simulator (archive/reference/planted_corridor.geojson)",
+            "geometry": {"coordinates": [list(c) for c in corridor.coords]},
+            "footprint_m": DEMO_CORRIDOR_WIDTH_M / 2, "rings_m": [300, 1000, 2000], "control": {"distance_m": [3000, 5000]},
+            "before": DEMO_YEARS[0], "after": DEMO_YEARS[-1], "chainage_km": 2,
+        }],
+    }  # fmt: skip
+    path = out / "demo-assess.yaml"
+    atomic_write_text(path, "# eqi demo project assessment - SIMULATED data\n" + yaml.safe_dump(config, sort_keys=False))
+    assess(load_assess_config(path), overwrite=True, progress=progress)
+    return path
+
+
 def run_demo(out: Path, *, progress: Callable[[str], None] = print) -> Path:
     """Build the demo archive in ``out``, index it and run the main job; returns the config path."""
     from eqi.demo.simulate import simulate_archive
@@ -78,20 +116,24 @@ def run_demo(out: Path, *, progress: Callable[[str], None] = print) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (region,) = load_regions(DEMO_COUNTY)
     start = time.perf_counter()
-    progress(f"[1/3] simulating scenes over {region.name} ({DEMO_COUNTY}) - SIMULATED data")
+    progress(f"[1/4] simulating scenes over {region.name} ({DEMO_COUNTY}) - SIMULATED data")
     archive_dir = out / "archive"
+    corridor = demo_corridor(region.geometry)
     simulated = simulate_archive(
-        region.geometry, archive_dir, region_name=region.name, years=DEMO_YEARS, overwrite=True
+        region.geometry, archive_dir, region_name=region.name, years=DEMO_YEARS, overwrite=True,
+        corridors=[corridor], corridor_width_m=DEMO_CORRIDOR_WIDTH_M,
     )
     progress(f"      done in {time.perf_counter() - start:.1f} s")
-    progress("[2/3] indexing the archive (eqi archive index)")
+    progress("[2/4] indexing the archive (eqi archive index)")
     report = index_archive([simulated.scenes_dir], out / "archive.parquet")
     progress(f"      {report}")
     config_path = _write_config(out, DEMO_COUNTY)
     atomic_write_text(out / "README-SIMULATED.txt", _README.format(region=region.name))
-    progress(f"[3/3] running the main job (eqi run {config_path})")
+    progress(f"[3/4] running the main job (eqi run {config_path})")
     run(load_config(config_path), overwrite=True, progress=progress)
     for project in sorted(out.glob("*/*/*.qgs")):  # QGIS projects (eqi.io.qgis_project)
         progress(f"QGIS project: {project}")
+    progress("[4/4] assessing the planted construction corridor (eqi assess demo-assess.yaml)")
+    assess_demo(out, corridor, progress=progress)
     progress(f"demo finished in {time.perf_counter() - start:.1f} s; outputs in {out} (SIMULATED data)")
     return config_path
