@@ -485,7 +485,7 @@ def _disturbance(p: PreparedProject, labels: np.ndarray, data: dict[str, dict[in
     frame = gpd.GeoDataFrame({
         "id": idx, "area_km2": pixels * p.pixel_km2, "pixels": pixels.astype(int),
         "centroid_lon": [c.x for c in cents], "centroid_lat": [c.y for c in cents], "zone": names,
-        "ndvi_drop_mean": -np.asarray(drop), "dominant_transition": [_tr(i) for i in idx],
+        "ndvi_drop_mean": np.asarray(drop), "dominant_transition": [_tr(i) for i in idx],
         "dominant_transition_share": [float(share[i]) if trans is not None else math.nan for i in idx],
     }, geometry=polys, crs=p.grid_crs)  # fmt: skip
     return {"polygons": frame, "mask": mask, "km2": float(pixels.sum()) * p.pixel_km2}
