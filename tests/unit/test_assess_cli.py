@@ -134,3 +134,34 @@ def test_assessment_finds_the_disturbed_stretch_and_restarts(rasters: dict, caps
     capsys.readouterr()
     main(["assess", str(path)])
     assert "skip line: done" in capsys.readouterr().out
+
+
+def test_sample_project_definitions_validate() -> None:
+    """configs/projects/*.yaml parse, name their provenance, and their geometries fit their types."""
+    from eqi.pipeline.assess.config import load_assess_config
+    from eqi.pipeline.assess.geometry import check_kind, resolve_geometry
+    from eqi.resources import config_dir
+
+    files = sorted((config_dir() / "projects").glob("*.yaml"))
+    assert files
+    kinds = set()
+    for path in files:
+        cfg = load_assess_config(path)
+        for p in cfg.projects:
+            geom = check_kind(resolve_geometry(p.geometry, p.name), p.type, p.name)
+            assert 97 < geom.centroid.x < 109 and 26 < geom.centroid.y < 35  # in Sichuan
+            assert p.approximate and len(p.provenance) > 40
+            kinds.add(p.type)
+    assert kinds == {"linear", "point", "area"}
+
+
+def test_gcj02_geometry_is_converted(tmp_path: Path) -> None:
+    """A GCJ-02 point comes back within 1 m of its WGS 84 original (oracle: the forward formula)."""
+    from eqi.geo.gcj02 import wgs84_to_gcj02
+    from eqi.pipeline.assess.config import GeometrySpec
+    from eqi.pipeline.assess.geometry import resolve_geometry
+
+    lon, lat = 103.6495, 28.2599
+    glon, glat = wgs84_to_gcj02(np.array([lon]), np.array([lat]))
+    geom = resolve_geometry(GeometrySpec(coordinates=[float(glon[0]), float(glat[0])], datum="gcj02"), "g")
+    assert abs(geom.x - lon) * 98_000 < 1 and abs(geom.y - lat) * 111_000 < 1
