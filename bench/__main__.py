@@ -3,7 +3,8 @@
 Suites: ``composite`` and ``rsei`` (stages timed inside warmed-up processes, :mod:`bench.harness`),
 ``e2e`` (``eqi run`` vs a plain odc-stac script, whole processes) and ``tiles`` (``eqi run`` over
 1, 4 and 16 tiles) and ``cluster`` (16 tiles on 1 vs 2 local Dask worker processes), the last three
-through :mod:`bench.proc_harness`.  ``--only e2e`` (repeatable)
+through :mod:`bench.proc_harness`; ``assess`` (impact assessment of a 500 km line,
+:mod:`bench.bench_assess`).  ``--only e2e`` (repeatable)
 selects suites; ``--quick`` runs every suite on tiny inputs (a smoke test: rows go to
 ``bench/.cache/results-quick.json`` unless ``--results`` is given).
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    bench_assess,
     bench_cluster,
     bench_composite,
     bench_e2e,
@@ -33,6 +35,7 @@ SUITES = {
     "composite": bench_composite, "rsei": bench_rsei, "e2e": bench_e2e, "tiles": bench_tiles, "zonal": bench_zonal,
     "cluster": bench_cluster,
     "trend": bench_trend,
+    "assess": bench_assess,
 }
 
 # --quick: the smallest inputs that exercise every path (keyword arguments of prepare / cases)
@@ -44,6 +47,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "zonal": {"res": 1000.0},
     "cluster": {"dates": 2, "tile": 512},
     "trend": {"size": 256},
+    "assess": {"res": 300.0},
 }
 
 
