@@ -56,7 +56,10 @@ def _config(rasters: dict, name: str, **project) -> Path:
     tmp = rasters["tmp"]
     p = {"name": "line", "type": "linear", "geometry": {"coordinates": rasters["line"]}, "footprint_m": 60,
          "rings_m": [300, 1000], "control": {"distance_m": [2000, 4000]}, "before": 2020, "after": 2021,
-         "chainage_km": 4}  # fmt: skip
+         "chainage_km": 4,
+         "sensitive": [{"name": "reserve", "geometry": {"crs": CRS, "wkt":
+                        f"POLYGON (({X0 + 10_000} {Y0 - 4_000}, {X0 + 12_000} {Y0 - 4_000}, {X0 + 12_000} {Y0 - 3_000}, "
+                        f"{X0 + 10_000} {Y0 - 3_000}, {X0 + 10_000} {Y0 - 4_000}))"}}]}  # fmt: skip
     for k, v in project.items():
         if v is None:
             p.pop(k, None)
@@ -129,6 +132,11 @@ def test_assessment_finds_the_disturbed_stretch_and_restarts(rasters: dict, caps
     matching = json.loads((folder / "matching.json").read_text())
     assert matching["covariates"][:2] == ["elevation_m", "slope_deg"]
     assert abs(matching["balance"]["elevation_m"]["smd_matched"]) < 0.1 and matching["impact_matched_share"] > 0.9
+    # the reserve (2 km x 1 km) lies 2-3 km north of the centreline: 1940 m from the 60 m footprint
+    # edge, in no ring (they reach 1060 m); the control band starts at 2060 m: 2 km x 0.94 km in it
+    target = json.loads((folder / "summary.json").read_text())["sensitive_targets"][0]
+    assert target["distance_from_footprint_m"] == pytest.approx(1940, rel=0.003)
+    assert target["footprint_km2"] == 0 and target["control_2000_4000m_km2"] == pytest.approx(2 * 0.94, rel=0.01)
     item = json.loads((folder / "item.json").read_text())
     assert item["properties"]["eqi:task_id"].startswith("line_2021_")
     capsys.readouterr()
