@@ -23,9 +23,10 @@ TO_LL = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
 
 
 def _write(path: Path, data: np.ndarray) -> None:
-    with rasterio.open(path, "w", driver="GTiff", width=W, height=H, count=1, dtype="float32", crs=CRS,
-                       transform=from_origin(X0, Y0, RES, RES), nodata=np.nan) as dst:  # fmt: skip
-        dst.write(data.astype(np.float32), 1)
+    cat = data.dtype.kind in "iu"
+    with rasterio.open(path, "w", driver="GTiff", width=W, height=H, count=1, dtype="uint8" if cat else "float32",
+                       crs=CRS, transform=from_origin(X0, Y0, RES, RES), nodata=0 if cat else np.nan) as dst:  # fmt: skip
+        dst.write(data.astype(np.uint8) if cat else data.astype(np.float32), 1)
 
 
 def _ll(x: float, y: float) -> list[float]:
@@ -45,6 +46,11 @@ def rasters(tmp_path_factory) -> dict:
     after[rows, int(20_000 / RES) : int(28_000 / RES)] = 0.1
     _write(tmp / "ndvi_2020.tif", before)
     _write(tmp / "ndvi_2021.tif", after)
+    # CAS level-2 land cover: forest (21) everywhere; the strip becomes other construction land (53)
+    lc = np.full((H, W), 21, dtype=np.uint8)
+    _write(tmp / "landcover_2020.tif", lc)
+    lc[rows, int(20_000 / RES) : int(28_000 / RES)] = 53
+    _write(tmp / "landcover_2021.tif", lc)
     dem = np.repeat(np.linspace(1500, 500, H)[:, None], W, axis=1)
     _write(tmp / "dem.tif", dem)
     y = Y0 - 6_000
@@ -65,7 +71,8 @@ def _config(rasters: dict, name: str, **project) -> Path:
             p.pop(k, None)
         else:
             p[k] = v
-    cfg = {"out": f"out-{name}", "inputs": {"files": {"ndvi": str(tmp / "ndvi_{year}.tif")}, "dem": str(tmp / "dem.tif")},
+    files = {"ndvi": str(tmp / "ndvi_{year}.tif"), "landcover": str(tmp / "landcover_{year}.tif")}
+    cfg = {"out": f"out-{name}", "inputs": {"files": files, "dem": str(tmp / "dem.tif")},
            "projects": [p]}  # fmt: skip
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -125,12 +132,28 @@ def test_assessment_finds_the_disturbed_stretch_and_restarts(rasters: dict, caps
     dist = gpd.read_file(folder / "disturbance.gpkg", layer="disturbance")
     assert dist["area_km2"].sum() == pytest.approx(0.96, rel=0.02)
     assert set(dist["zone"]) == {"footprint"}
+    assert set(dist["dominant_transition"]) == {"21->53"}
+    # land cover: the footprint (120 m strip = its 4 central pixel rows) lost 0.96 km² of forest
+    tr = pd.read_csv(folder / "transitions.csv").set_index(["zone", "from", "to"])["km2"]
+    assert tr[("footprint", 21, 53)] == pytest.approx(0.96, rel=0.01)
+    lcs = pd.read_csv(folder / "landcover.csv").set_index(["zone", "class"])
+    forest = lcs.loc[("footprint", 21)]
+    k = (forest["km2_2021"] - forest["km2_2020"]) / forest["km2_2020"] / 1 * 100  # dynamic degree, T = 1
+    assert forest["dynamic_degree_pct_per_year"] == pytest.approx(k)
+    assert forest["conversion_out_pct_per_year"] == pytest.approx(0.96 / forest["km2_2020"] * 100, rel=0.01)
+    ind = pd.read_csv(folder / "indicators.csv")
+    hq = ind[(ind["zone"] == "footprint") & (ind["indicator"] == "habitat_quality")].set_index("year")["value"]
+    a_bio, share = 511.2642131067, 0.96 / forest["km2_2020"]  # HJ 192 weights: forest 0.35 x 0.60, 53: 0.04 x 0.30
+    assert hq[2020] == 100  # 511.26 x 0.21 > 100: clipped
+    assert hq[2021] == pytest.approx(min(100, a_bio * (0.35 * 0.60 * (1 - share) + 0.04 * 0.30 * share)), rel=1e-3)
+    frag = ind[(ind["zone"] == "footprint") & (ind["indicator"] == "fragmentation_patches")].set_index("year")["value"]
+    assert frag[2020] == 1 and frag[2021] == 2  # the strip cuts the forest of the footprint in two
     baci = pd.read_csv(folder / "baci.csv").set_index("zone")
     fp = baci.loc["footprint"]
     assert fp["baci_high"] < 0 and fp["delta_control_low"] < 0 < fp["delta_control_high"]
     # matching used the DEM: elevation and slope are covariates, balance reported
     matching = json.loads((folder / "matching.json").read_text())
-    assert matching["covariates"][:2] == ["elevation_m", "slope_deg"]
+    assert matching["covariates"] == ["elevation_m", "slope_deg", "landcover_before"]
     assert abs(matching["balance"]["elevation_m"]["smd_matched"]) < 0.1 and matching["impact_matched_share"] > 0.9
     # the reserve (2 km x 1 km) lies 2-3 km north of the centreline: 1940 m from the 60 m footprint
     # edge, in no ring (they reach 1060 m); the control band starts at 2060 m: 2 km x 0.94 km in it

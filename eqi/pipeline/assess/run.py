@@ -53,6 +53,7 @@ from eqi.pipeline.tasks import check_done, params_hash
 from eqi.resources import load_profile
 from eqi.science import impact
 from eqi.science.change import TRANSITION_BASE, transition_code, transition_matrix
+from eqi.science.ei import habitat_quality
 
 __all__ = ["PreparedProject", "ProjectResult", "prepare", "assess", "assess_project", "CONTINUOUS"]
 
@@ -322,9 +323,25 @@ def _sum(values: np.ndarray) -> float:
     return float(values.sum()) if values.size else 0.0
 
 
-def assess_project(p: PreparedProject, profile: Profile) -> dict[str, Any]:
-    """Compute every table and layer of one project (in memory); see :func:`_write`."""
+def _habitat_quality(areas: dict[int, float], ei: Profile) -> tuple[float, str]:
+    """HQ (HJ 192 §2.2) of a zone from its class areas; NaN when no code has a habitat weight
+    (e.g. CAS level-1 codes: the weights are per level-2 class)."""
+    total = float(sum(areas.values()))
+    if total <= 0:
+        return math.nan, "no land-cover pixels"
+    weighted = {int(c) for g in ei["habitat_quality"]["groups"].values() for sub in g["classes"] for c in sub["codes"]}
+    if not weighted & set(areas):
+        return math.nan, f"no CAS level-2 code among {sorted(areas)}: HQ needs level-2 classes"
+    value, notes = habitat_quality(areas, total, ei)
+    return value, "; ".join(notes)
+
+
+def assess_project(p: PreparedProject, profile: Profile, ei: Profile | None = None) -> dict[str, Any]:
+    """Compute every table and layer of one project (in memory); see :func:`_write`.
+
+    ``ei``: the HJ 192 profile for habitat quality (default ``ei-hj192-2015``)."""
     spec = p.spec
+    ei = ei if ei is not None else load_profile("ei-hj192-2015")
     years = (spec.before, spec.after)
     span = float(spec.after - spec.before)
     data: dict[str, dict[int, np.ndarray]] = {}
@@ -390,6 +407,8 @@ def assess_project(p: PreparedProject, profile: Profile) -> dict[str, Any]:
             for y, lc in ((spec.before, lb), (spec.after, la)):
                 codes, counts = np.unique(lc[inside & (lc != 0)], return_counts=True)
                 areas[y] = {int(c): float(n) * p.pixel_km2 for c, n in zip(codes, counts, strict=True)}
+                hq, note = _habitat_quality(areas[y], ei)
+                rows.append({**base, "indicator": "habitat_quality", "year": y, "value": hq, "note": note})
                 frag = impact.fragmentation(lc, inside, natural, p.pixel_km2, connectivity=conn)
                 for k, v in frag.items():
                     rows.append({**base, "indicator": f"fragmentation_{k}", "year": y, "value": v})
