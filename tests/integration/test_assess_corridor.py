@@ -9,7 +9,6 @@ and its truth land-cover maps — not the assessment's output.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
