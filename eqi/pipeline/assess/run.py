@@ -569,6 +569,7 @@ def _nan_to_none(obj: Any) -> Any:
 
 def _write(p: PreparedProject, result: dict[str, Any], folder: Path, profile: Profile, *, simulated: bool, title: str) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "item.json").unlink(missing_ok=True)  # not done until the new item is written
     written: dict[str, Path] = {}
 
     def csv(name: str, frame: pd.DataFrame) -> None:
