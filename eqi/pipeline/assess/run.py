@@ -206,6 +206,7 @@ def prepare(config: AssessConfig, spec: ProjectSpec, profile: Profile) -> Prepar
         shape = (int(win.height), int(win.width))
         model = area_model(grid_crs, src.transform, src.width, src.height)
     pixel_km2 = model.pixel_km2 * model.correction(c.x, c.y)
+    _check_valid_data(paths["ndvi"], zones_grid[: 2], grid_crs, outside)
     sensitive = []
     for s in spec.sensitive:
         sensitive.append((s.name, to_local(resolve_geometry(s.geometry, f"{field_}.sensitive[{s.name}].geometry"))))
@@ -219,6 +220,22 @@ def prepare(config: AssessConfig, spec: ProjectSpec, profile: Profile) -> Prepar
     )  # fmt: skip
     prepared.task_id = f"{spec.name}_{spec.after}_{params_hash(_task_params(prepared, profile))}"
     return prepared
+
+
+def _check_valid_data(ndvi: dict[int, str], near: Sequence[BaseGeometry], crs: CRS, outside: InputError) -> None:
+    """Raise ``outside`` unless NDVI is valid in both years somewhere in the footprint / first ring
+    (a project inside a mosaic's extent but beyond its scenes has only nodata there)."""
+    geom = shapely.union_all([g for g in near if not g.is_empty])
+    for path in ndvi.values():
+        with rasterio.open(path) as src, WarpedVRT(src, crs=crs) as vrt:
+            try:
+                win = from_bounds(*geom.bounds, vrt.transform).intersection(Window(0, 0, vrt.width, vrt.height))
+            except rasterio.errors.WindowError:
+                raise outside from None
+            win = Window(math.floor(win.col_off), math.floor(win.row_off), math.ceil(win.width) + 1, math.ceil(win.height) + 1)
+            data = vrt.read(1, window=win, masked=True, boundless=False)
+            if not np.isfinite(np.ma.filled(data.astype(np.float32), np.nan)).any():
+                raise outside
 
 
 def _task_params(p: PreparedProject, profile: Profile) -> dict[str, Any]:
@@ -482,8 +499,12 @@ def _disturbance(p: PreparedProject, labels: np.ndarray, data: dict[str, dict[in
     sel = flat > 0
     zone_of = pd.Series(labels.ravel()[sel]).groupby(flat[sel]).agg(lambda s: s.value_counts().idxmax())
     trans = None
-    if "landcover" in data:
-        code = transition_code(data["landcover"][p.spec.before], data["landcover"][p.spec.after]).ravel()[sel]
+    try:
+        codes = transition_code(data["landcover"][p.spec.before], data["landcover"][p.spec.after]) if "landcover" in data else None
+    except ValueError:  # class codes >= TRANSITION_BASE cannot be combined
+        codes = None
+    if codes is not None:
+        code = codes.ravel()[sel]
         grouped = pd.DataFrame({"c": flat[sel], "t": code}).groupby("c")["t"]
         trans = grouped.agg(lambda s: s.value_counts().idxmax())
         share = grouped.agg(lambda s: s.value_counts(normalize=True).iloc[0])
