@@ -8,7 +8,8 @@ Conventions: ``before``/``after`` are co-registered float arrays with NaN for in
 ``Δ = mean(after − before)`` over the pixels valid in both years (paired differences); the impact
 statistic is ``Δ_impact − Δ_control`` (spec §4.5).  Intervals are two-sided percentile bootstrap
 intervals.  Neighbouring pixels are not independent, so by default the resampled units are
-spatial blocks (``block_px`` × ``block_px`` pixels; a cluster bootstrap of the weighted mean);
+spatial blocks (``block_px`` × ``block_px`` pixels; a cluster bootstrap of the weighted mean;
+zones with more than ``max_blocks`` blocks resample a random subset of them: a wider interval);
 with ``block_px = 0`` single pixels are resampled after subsampling each zone to ``max_pixels``.
 """
 
@@ -47,6 +48,7 @@ class BootstrapSettings:
     max_pixels: int = 2000
     seed: int = 0
     block_px: int = 0  # > 0: spatial block bootstrap with blocks of block_px x block_px pixels
+    max_blocks: int = 5000  # more blocks in a zone: a random subset of them is resampled
 
 
 @dataclass(frozen=True)
@@ -92,11 +94,17 @@ def replicate_means(
     mean = float(np.average(v, weights=w))
     rng = np.random.default_rng([settings.seed, stream])
     if blocks is not None:
-        _, inv = np.unique(np.asarray(blocks).ravel()[ok], return_inverse=True)
-        sums = np.bincount(inv, weights=w * v)
-        tots = np.bincount(inv, weights=w)
+        b = np.asarray(blocks, dtype=np.int64).ravel()[ok]
+        b -= b.min()
+        sums = np.bincount(b, weights=w * v)
+        tots = np.bincount(b, weights=w)
+        keep = tots > 0
+        sums, tots = sums[keep], tots[keep]
+        if sums.size > settings.max_blocks:  # subsample blocks: a wider (conservative) interval
+            pick = rng.choice(sums.size, settings.max_blocks, replace=False)
+            sums, tots = sums[pick], tots[pick]
         units = sums.size
-        chunk = max(1, 5_000_000 // max(units, 1))
+        chunk = max(1, 4_000_000 // max(units, 1))
         for start in range(0, settings.replicates, chunk):
             n = min(chunk, settings.replicates - start)
             idx = rng.integers(0, units, (n, units))

@@ -55,7 +55,7 @@ from eqi.science import impact
 from eqi.science.change import TRANSITION_BASE, transition_code, transition_matrix
 from eqi.science.ei import habitat_quality
 
-__all__ = ["PreparedProject", "ProjectResult", "prepare", "assess", "assess_project", "CONTINUOUS"]
+__all__ = ["PreparedProject", "ProjectResult", "prepare", "assess", "assess_project", "zone_pixels", "CONTINUOUS"]
 
 CONTINUOUS = ("ndvi", "fvc", "rsei")
 CATEGORICAL = ("landcover",)
@@ -255,15 +255,50 @@ def _task_params(p: PreparedProject, profile: Profile) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ reading
 
 
+def _aligned_window(src: Any, p: PreparedProject) -> Window | None:
+    """The window of ``src`` that is exactly the analysis grid, or None when a warp is needed."""
+    if src.crs is None or not CRS.from_user_input(src.crs).equals(p.grid_crs):
+        return None
+    t, g = src.transform, p.transform
+    if (t.a, t.b, t.d, t.e) != (g.a, g.b, g.d, g.e):
+        return None
+    col, row = (g.c - t.c) / t.a, (g.f - t.f) / t.e
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return Window(round(col), round(row), p.shape[1], p.shape[0])
+
+
 def _read(path: str, p: PreparedProject, *, categorical: bool, resampling: Resampling = Resampling.nearest) -> np.ndarray:
+    """One band on the analysis grid: a plain window read when the raster is on that grid
+    (the usual case: the before-year NDVI defines it), else warped (``resampling``)."""
     with rasterio.open(path) as src:
-        with WarpedVRT(
-            src, crs=p.grid_crs, transform=p.transform, width=p.shape[1], height=p.shape[0], resampling=resampling,
-        ) as vrt:  # fmt: skip
-            data = vrt.read(1, masked=True)
+        win = _aligned_window(src, p)
+        if win is not None:
+            inside = win.col_off >= 0 and win.row_off >= 0 and win.col_off + win.width <= src.width and win.row_off + win.height <= src.height
+            data = src.read(1, window=win, masked=True, boundless=not inside)
+        else:
+            with WarpedVRT(
+                src, crs=p.grid_crs, transform=p.transform, width=p.shape[1], height=p.shape[0], resampling=resampling,
+            ) as vrt:  # fmt: skip
+                data = vrt.read(1, masked=True)
     if categorical:
         return np.ma.filled(data.astype(np.int32), 0)
     return np.ma.filled(data.astype(np.float32), np.nan)
+
+
+def zone_pixels(labels: np.ndarray, n: int) -> list[np.ndarray]:
+    """Flat indices of the pixels of each label 1..n, from one stable sort of the label raster
+    (the single pass behind every zone statistic; ``bench/bench_assess.py`` compares it with
+    rasterising each zone separately)."""
+    flat = labels.ravel()
+    order = np.argsort(flat, kind="stable")
+    edges = np.searchsorted(flat[order], np.arange(n + 2))
+    return [order[edges[k] : edges[k + 1]] for k in range(1, n + 1)]
+
+
+def _label_sums(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Σ values per label 1..n (np.bincount: one pass, no sorting)."""
+    return np.bincount(labels.ravel(), weights=np.asarray(values, dtype=np.float64).ravel(), minlength=n + 1)[1 : n + 1]
 
 
 def _labels(geoms: Sequence[BaseGeometry], p: PreparedProject) -> np.ndarray:
@@ -283,6 +318,7 @@ def _settings(profile: Profile, pixel_m: float) -> impact.BootstrapSettings:
         replicates=int(profile.value("bootstrap", "replicates")),
         confidence=float(profile.value("bootstrap", "confidence")),
         max_pixels=int(profile.value("bootstrap", "max_pixels")),
+        max_blocks=int(profile.value("bootstrap", "max_blocks")),
         seed=int(profile.value("bootstrap", "seed")),
     )
 
@@ -301,29 +337,34 @@ def _matching(p: PreparedProject, labels: np.ndarray, data: dict[str, dict[int, 
     ctl_id = next(i + 1 for i, z in enumerate(p.zones) if z.role == "control")
     imp = (labels > 0) & (labels != ctl_id)
     ctl = labels == ctl_id
-    covs: list[tuple[str, np.ndarray, Any]] = []
+    covs: list[tuple[str, np.ndarray, Any]] = []  # (name, values of impact pixels then control pixels, cut)
+    both = np.concatenate([np.flatnonzero(imp), np.flatnonzero(ctl)])
+    n_imp = int(imp.sum())
     m = profile["matching"]
     if p.dem is not None:
         dem = _read(p.dem, p, categorical=False, resampling=Resampling.bilinear)
-        covs.append(("elevation_m", dem, float(m["elevation_band_m"]["value"])))
-        covs.append(("slope_deg", impact.slope_degrees(dem, p.transform.a, p.transform.e), list(m["slope_breaks_deg"]["value"])))
+        slope = impact.slope_degrees(dem, p.transform.a, p.transform.e)
+        covs.append(("elevation_m", dem.ravel()[both], float(m["elevation_band_m"]["value"])))
+        covs.append(("slope_deg", slope.ravel()[both], list(m["slope_breaks_deg"]["value"])))
+        del dem, slope
     before = p.spec.before
     if "landcover" in data:
-        lc = data["landcover"][before].astype(np.float64)
+        lc = data["landcover"][before].ravel()[both].astype(np.float64)
         lc[lc == 0] = np.nan
         codes = sorted(int(c) for c in np.unique(lc[np.isfinite(lc)]))
         covs.append(("landcover_before", lc, [c + 0.5 for c in codes]))
     else:
-        covs.append(("ndvi_before", data["ndvi"][before], float(m["ndvi_band"]["value"])))
+        covs.append(("ndvi_before", data["ndvi"][before].ravel()[both], float(m["ndvi_band"]["value"])))
     st = impact.strata([(v, cut) for _, v, cut in covs])
-    weights, report = impact.match_weights(st[imp], st[ctl], min_stratum_px=int(m["min_stratum_px"]["value"]))
+    weights, report = impact.match_weights(st[:n_imp], st[n_imp:], min_stratum_px=int(m["min_stratum_px"]["value"]))
     balance = {}
     for name, v, _ in covs:
+        vi, vc = v[:n_imp], v[n_imp:]
         balance[name] = {
-            "impact_mean": float(np.nanmean(v[imp])) if np.isfinite(v[imp]).any() else math.nan,
-            "control_mean_unmatched": float(np.nanmean(v[ctl])) if np.isfinite(v[ctl]).any() else math.nan,
-            "smd_unmatched": impact.standardized_difference(v[imp], v[ctl]),
-            "smd_matched": impact.standardized_difference(v[imp], v[ctl], weights),
+            "impact_mean": float(np.nanmean(vi)) if np.isfinite(vi).any() else math.nan,
+            "control_mean_unmatched": float(np.nanmean(vc)) if np.isfinite(vc).any() else math.nan,
+            "smd_unmatched": impact.standardized_difference(vi, vc),
+            "smd_matched": impact.standardized_difference(vi, vc, weights),
         }
     report = {
         **report,
@@ -383,6 +424,7 @@ def assess_project(p: PreparedProject, profile: Profile, ei: Profile | None = No
         control_w[labels == ctl_id] = weights_ctl
 
     slices = ndimage.find_objects(labels.astype(np.int32), max_label=len(p.zones))
+    zone_px = zone_pixels(labels, len(p.zones))
     rows: list[dict[str, Any]] = []
     deltas: dict[tuple[str, str], tuple[impact.Interval, np.ndarray]] = {}
     lc_rows: list[dict[str, Any]] = []
@@ -398,14 +440,15 @@ def assess_project(p: PreparedProject, profile: Profile, ei: Profile | None = No
             rows.append({**base, "indicator": "pixels", "year": None, "value": 0})
             continue
         inside = labels[sl] == zid
-        rows.append({**base, "indicator": "pixels", "year": None, "value": int(inside.sum())})
-        w = control_w[sl][inside] if (z.role == "control" and control_w is not None) else None
-        blk = blocks_all[sl][inside] if blocks_all is not None else None
+        pix = zone_px[i]  # flat indices of the zone's pixels
+        rows.append({**base, "indicator": "pixels", "year": None, "value": int(pix.size)})
+        w = control_w.ravel()[pix] if (z.role == "control" and control_w is not None) else None
+        blk = blocks_all.ravel()[pix] if blocks_all is not None else None
         for product in CONTINUOUS:
             if product not in data:
                 continue
-            b = data[product][spec.before][sl][inside]
-            a = data[product][spec.after][sl][inside]
+            b = data[product][spec.before].ravel()[pix]
+            a = data[product][spec.after].ravel()[pix]
             for y, v in ((spec.before, b), (spec.after, a)):
                 rows.append({**base, "indicator": f"{product}_mean", "year": y, "value": float(np.nanmean(v)) if np.isfinite(v).any() else math.nan})
                 rows.append({**base, "indicator": f"{product}_valid_km2", "year": y, "value": float(np.isfinite(v).sum()) * p.pixel_km2})
@@ -493,10 +536,10 @@ def _disturbance(p: PreparedProject, labels: np.ndarray, data: dict[str, dict[in
         empty = gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=p.grid_crs)
         return {"polygons": empty, "mask": mask, "km2": 0.0}
     idx = np.arange(1, n + 1)
-    pixels = ndimage.sum_labels(mask, comp, idx)
-    drop = ndimage.mean(b - a, comp, idx)
     flat = comp.ravel()
-    sel = flat > 0
+    sel = np.flatnonzero(flat)
+    pixels = np.bincount(flat[sel], minlength=n + 1)[1:].astype(np.float64)
+    drop = _label_sums(b.ravel()[sel] - a.ravel()[sel], flat[sel], n) / pixels
     zone_of = pd.Series(labels.ravel()[sel]).groupby(flat[sel]).agg(lambda s: s.value_counts().idxmax())
     trans = None
     try:
@@ -541,20 +584,22 @@ def _chainage(p: PreparedProject, labels: np.ndarray, data: dict[str, dict[int, 
     geoms = [shapely.make_valid(to_grid(_densify(g, 100.0))) for *_, g in segs]
     seg_labels = _labels(geoms, p)
     n = len(segs)
-    idx = np.arange(1, n + 1)
-    impact_zone = (labels > 0) & np.isin(labels, [i + 1 for i, z in enumerate(p.zones) if z.role != "control"])
-    sl = np.where(impact_zone, seg_labels, 0)
+    impact_ids = [i + 1 for i, z in enumerate(p.zones) if z.role != "control"]
+    lut = np.zeros(len(p.zones) + 1, dtype=bool)
+    lut[impact_ids] = True
+    sel = np.flatnonzero(lut[labels.ravel()] & (seg_labels.ravel() > 0))  # impact-zone pixels only
+    sl = seg_labels.ravel()[sel]
     out: dict[str, Any] = {
         "segment": [s[0] for s in segs], "start_km": [s[1] for s in segs], "end_km": [s[2] for s in segs],
-        "zone_km2": ndimage.sum_labels(np.ones_like(sl, dtype=np.float64), sl, idx) * p.pixel_km2,
-        "disturbed_km2": ndimage.sum_labels(mask, sl, idx) * p.pixel_km2,
+        "zone_km2": np.bincount(sl, minlength=n + 1)[1:] * p.pixel_km2,
+        "disturbed_km2": _label_sums(mask.ravel()[sel], sl, n) * p.pixel_km2,
     }  # fmt: skip
     for product in ("ndvi", "fvc"):
         if product in data:
-            dlt = data[product][p.spec.after] - data[product][p.spec.before]
+            dlt = data[product][p.spec.after].ravel()[sel] - data[product][p.spec.before].ravel()[sel]
             ok = np.isfinite(dlt)
-            s = ndimage.sum_labels(np.where(ok, dlt, 0.0), np.where(ok, sl, 0), idx)
-            c = ndimage.sum_labels(ok, np.where(ok, sl, 0), idx)
+            s = _label_sums(np.where(ok, dlt, 0.0), sl, n)
+            c = _label_sums(ok, sl, n)
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[f"{product}_delta_mean"] = np.where(c > 0, s / c, np.nan)
     frame = gpd.GeoDataFrame(out, geometry=geoms, crs=p.grid_crs)
