@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -158,3 +159,12 @@ def test_a_water_body_layer_splits_rivers_from_reservoirs(demo: Path, tmp_path: 
     west, east = classes[:, : width // 2], classes[:, width // 2 :]
     assert (west == 43).sum() > 0 and not np.isin(west, (41, 42)).any()
     assert (east == 41).sum() > 0 and not (east == 43).any()
+
+
+def test_demo_ends_by_assessing_the_planted_corridor(demo: Path) -> None:
+    """Issue 9 hook: `eqi demo` plants a corridor in 2023 and assesses it (eqi assess)."""
+    folder = demo / "projects" / "demo-corridor"
+    assert json.loads((folder / "item.json").read_text())["properties"]["eqi:simulated"] is True
+    baci = {(r["zone"], r["indicator"]): r for r in csv.DictReader((folder / "baci.csv").open())}
+    assert float(baci[("footprint", "fvc")]["baci_high"]) < 0
+    assert (demo / "archive" / "reference" / "planted_corridor.geojson").is_file()

@@ -196,3 +196,20 @@ def test_gcj02_geometry_is_converted(tmp_path: Path) -> None:
     glon, glat = wgs84_to_gcj02(np.array([lon]), np.array([lat]))
     geom = resolve_geometry(GeometrySpec(coordinates=[float(glon[0]), float(glat[0])], datum="gcj02"), "g")
     assert abs(geom.x - lon) * 98_000 < 1 and abs(geom.y - lat) * 111_000 < 1
+
+
+def test_project_over_nodata_only_exits_2(rasters: dict, capsys) -> None:
+    """Inside the rasters' extent but where they hold no data (beyond the scenes): exit 2."""
+    tmp = rasters["tmp"]
+    for year in (2020, 2021):
+        data = np.full((H, W), 0.7)
+        data[:, W // 2 :] = np.nan  # the eastern half: no scene
+        _write(tmp / f"half_{year}.tif", data)
+    y = Y0 - 6_000
+    path = _config(rasters, "nodata", geometry={"coordinates": [_ll(X0 + 25_000, y), _ll(X0 + 30_000, y)]})
+    cfg = yaml.safe_load(path.read_text())
+    cfg["inputs"] = {"files": {"ndvi": str(tmp / "half_{year}.tif")}}
+    path.write_text(yaml.safe_dump(cfg))
+    assert _exit(["assess", str(path)]) == 2
+    assert "projects[line].geometry: the project lies outside every input raster" in capsys.readouterr().err
+    assert not (tmp / "out-nodata").exists()
