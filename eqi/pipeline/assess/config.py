@@ -26,10 +26,12 @@ class _Model(BaseModel):
 
 
 class GeometrySpec(_Model):
-    """Where a geometry comes from: ``file`` (+ ``feature`` name / ``layer``), ``wkt`` or
-    ``coordinates`` ([lon, lat] for a point, [[lon, lat], …] for a line/ring)."""
+    """Where a geometry comes from: ``file`` (+ ``feature`` name / ``layer``), ``library`` (eqi's
+    boundary library, WGS 84), ``wkt`` or ``coordinates`` ([lon, lat] for a point, [[lon, lat], …]
+    for a line/ring)."""
 
     file: Path | None = None
+    library: str | None = Field(None, description="a feature of eqi's boundary library, e.g. sichuan:511524")
     layer: str | None = None
     feature: str | None = Field(None, description="value of the name field selecting one feature")
     name_field: str = "name"
@@ -41,9 +43,9 @@ class GeometrySpec(_Model):
 
     @model_validator(mode="after")
     def _one_source(self) -> GeometrySpec:
-        given = [k for k in ("file", "wkt", "coordinates") if getattr(self, k) is not None]
+        given = [k for k in ("file", "library", "wkt", "coordinates") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of file, wkt or coordinates (got {given or 'none'})")
+            raise ValueError(f"give exactly one of file, library, wkt or coordinates (got {given or 'none'})")
         return self
 
 

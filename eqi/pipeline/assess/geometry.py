@@ -11,7 +11,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from shapely.geometry.base import BaseGeometry
 
-from eqi.errors import ConfigError
+from eqi.errors import ConfigError, EqiError
 from eqi.geo.gcj02 import gcj02_to_wgs84
 from eqi.pipeline.assess.config import GeometrySpec
 
@@ -67,6 +67,15 @@ def resolve_geometry(spec: GeometrySpec, field: str) -> BaseGeometry:
             raise ConfigError(f"{field}.file: {spec.file} holds no features")
         src = frame.crs if frame.crs is not None else crs
         geom = shapely.union_all(frame.geometry.values) if len(frame) > 1 else frame.geometry.iloc[0]
+    elif spec.library is not None:
+        from eqi.geo.regions import load_regions
+
+        try:
+            regions = load_regions(spec.library)
+        except EqiError as exc:
+            raise ConfigError(f"{field}.library: {exc}") from None
+        geom = shapely.union_all([r.geometry for r in regions])
+        src = CRS.from_user_input(regions[0].crs)
     elif spec.wkt is not None:
         try:
             geom = shapely.from_wkt(spec.wkt)
