@@ -124,12 +124,13 @@ class ProjectSpec(_Model):
 class InputsSpec(_Model):
     """Rasters the assessment reads: the area mosaics of an ``eqi run`` output root (``run``,
     optionally ``area``) and/or explicit files per product (``files``, ``{year}`` substituted),
-    which take precedence; ``dem``: an elevation raster (m) for matching."""
+    which take precedence; ``dem``: an elevation raster (m) for matching — a file, or the URL of a
+    cloud-optimised GeoTIFF (e.g. the ``data`` asset of a Copernicus DEM GLO-30 STAC item)."""
 
     run: Path | None = None
     area: str | None = None
     files: dict[str, str] = {}
-    dem: Path | None = None
+    dem: str | None = Field(None, description="elevation raster (m): a file or a URL rasterio opens, e.g. a Copernicus DEM COG")
 
     @model_validator(mode="after")
     def _some(self) -> InputsSpec:

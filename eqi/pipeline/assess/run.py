@@ -210,8 +210,8 @@ def prepare(config: AssessConfig, spec: ProjectSpec, profile: Profile) -> Prepar
     sensitive = []
     for s in spec.sensitive:
         sensitive.append((s.name, to_local(resolve_geometry(s.geometry, f"{field_}.sensitive[{s.name}].geometry"))))
-    dem = str(config.inputs.dem) if config.inputs.dem is not None else None
-    if dem is not None and not Path(dem).is_file():
+    dem = config.inputs.dem
+    if dem is not None and "://" not in dem and not Path(dem).is_file():
         raise ConfigError(f"inputs.dem: {dem} not found")
     prepared = PreparedProject(
         spec=spec, geometry_ll=geom, local=local, zones=zones, zones_grid=zones_grid, grid_crs=grid_crs,
@@ -246,7 +246,7 @@ def _task_params(p: PreparedProject, profile: Profile) -> dict[str, Any]:
     return {
         "project": p.spec.model_dump(mode="json"),
         "inputs": {k: {str(y): stamp(v) for y, v in d.items()} for k, d in p.paths.items()},
-        "dem": stamp(p.dem) if p.dem else None,
+        "dem": (stamp(p.dem) if "://" not in p.dem else p.dem) if p.dem else None,
         "profile": profile.provenance(),
         "version": 1,
     }
