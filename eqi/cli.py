@@ -11,7 +11,7 @@ import gc
 import logging
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -327,6 +327,61 @@ def demo(
 
     with dask_context(None, workers):
         run_demo(out.resolve(), progress=_echo)
+    from eqi.report import build_reports  # the demo ends with its reports and QGIS projects
+
+    _print_built(build_reports(out.resolve(), progress=_echo))
+
+
+@contextlib.contextmanager
+def _progress(total: int | None = None) -> Iterator[Callable[[str], None]]:
+    """A progress callback: a rich progress bar (advancing per finished step) on a terminal, plain
+    lines otherwise (pipes, logs, CI).  Each message is also printed as a line."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        yield _echo
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("eqi", total=total)
+
+        def report(message: str) -> None:
+            bar.console.print(message, markup=False, highlight=False)
+            step = message.startswith(("done ", "skip ", "FAILED ", "report ", "fitted "))
+            bar.update(task, advance=1 if step else 0, description=message[:50])
+
+        yield report
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="the output folder of a finished run (its `out`)")],
+    lang: Annotated[str, typer.Option("--lang", help="zh (default) or en")] = "zh",
+    region: Annotated[str | None, typer.Option("--region", help="only these regions, comma-separated")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="html, pdf or html,pdf")] = "html,pdf",
+) -> None:
+    """Rebuild every report (HTML + PDF) of a finished run from its outputs; nothing is recomputed."""
+    from eqi.report import build_reports
+
+    with _progress() as progress:
+        built = build_reports(run_dir, lang=lang, regions=_split(region), formats=_split(fmt) or [], progress=progress)
+    _print_built(built)
+
+
+def _print_built(built: Any) -> None:
+    _echo(f"reports: {built.index} ({len(built.reports)} reports)")
+    for path in built.qgis_projects:
+        _echo(f"QGIS project: {path}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,6 +4,6 @@
 request); nothing here computes a product.  See :mod:`eqi.report.build`.
 """
 
-from eqi.report.build import ReportFile, build_reports
+from eqi.report.build import Built, ReportFile, build_reports
 
-__all__ = ["build_reports", "ReportFile"]
+__all__ = ["build_reports", "Built", "ReportFile"]

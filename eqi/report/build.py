@@ -38,10 +38,19 @@ from eqi.report.messages import LANGS, Messages
 from eqi.report.method import method_blocks
 from eqi.report.outputs import RegionOutputs, RunOutputs, YearOutputs, read_run
 
-__all__ = ["build_reports", "render_html", "ReportFile"]
+__all__ = ["build_reports", "render_html", "ReportFile", "Built"]
 
 FORMATS = ("html", "pdf")
 _MAP_PRODUCTS = ("rsei", "rsei_grade", "landcover", "fvc")
+
+
+@dataclass
+class Built:
+    """What :func:`build_reports` wrote: the index page, the reports, the QGIS projects."""
+
+    index: Path
+    reports: list[ReportFile]
+    qgis_projects: list[Path]
 
 
 @dataclass
@@ -365,13 +374,15 @@ def _area_doc(m: Messages, run: RunOutputs, area: str, regions: Sequence[RegionO
     return doc
 
 
-def _index_doc(m: Messages, run: RunOutputs, files: Sequence[ReportFile], reports_dir: Path) -> _Doc:
+def _index_doc(m: Messages, run: RunOutputs, entries: Sequence[tuple[str, Path]]) -> _Doc:
+    """Links to every report of the run present on disk (title, HTML path)."""
     doc = _Doc(m.t("index_title", title=run.title), str(run.root.name), run.simulated)
     rows = []
-    for f in files:
-        cells = [_cell(f.title, href=f.html.name)]
-        cells.append(_cell("PDF", href=f.pdf.name) if f.pdf else _cell(None))
-        rows.append(cells)
+    for title, html in entries:
+        if not html.is_file():
+            continue
+        pdf = html.with_suffix(".pdf")
+        rows.append([_cell(title, href=html.name), _cell("PDF", href=pdf.name) if pdf.is_file() else _cell(None)])
     doc.section("reports", m.t("sec_reports")).append({"kind": "table", "header": [m.t("sec_reports"), "PDF"], "rows": rows})
     return doc
 
@@ -393,7 +404,8 @@ def _write(doc: _Doc, m: Messages, html_path: Path, pdf: bool) -> tuple[Path, Pa
 
 
 def build_reports(root: Path, *, lang: str = "zh", regions: Sequence[str] | None = None,
-                  formats: Sequence[str] = FORMATS, progress: Callable[[str], None] | None = None) -> list[ReportFile]:
+                  formats: Sequence[str] = FORMATS, progress: Callable[[str], None] | None = None,
+                  qgis: bool = True) -> Built:
     """Write every report of the finished run in ``root`` (see module docstring); returns them.
 
     Reads outputs only: item/metadata/items JSON, the area tables and the COGs at display size.
@@ -407,10 +419,14 @@ def build_reports(root: Path, *, lang: str = "zh", regions: Sequence[str] | None
     m = Messages(lang)
     pdf = "pdf" in formats
     root = Path(root).resolve()
-    run = read_run(root, regions=regions)
+    run = read_run(root)
+    if regions:
+        read_run(root, regions=regions)  # names the regions that have no finished outputs
+    selected = set(regions or run.regions)
     reports_dir = root / "reports"
     reports_dir.mkdir(exist_ok=True)
     files: list[ReportFile] = []
+    entries: list[tuple[str, Path]] = []
     with fig.figure_style(lang):
         for area, members in run.areas.items():
             ind = read_indicators(run, area, [r.slug for r in members])
@@ -418,13 +434,19 @@ def build_reports(root: Path, *, lang: str = "zh", regions: Sequence[str] | None
                 members = [_renamed(r, ind.names.get(r.slug)) for r in members]
             area_html = reports_dir / f"area_{area}.{lang}.html"
             hrefs = {(r.slug, y): f"{r.slug}_{y}.{lang}.html" for r in members for y in r.years}
+            entries.append((m.t("report_area_title", area=area, years=_span(sorted({y for r in members for y in r.years}))), area_html))
             for region in members:
                 for year in region.years:
                     path = reports_dir / hrefs[(region.slug, year)]
+                    entries.append((m.t("report_region_title", region=region.name(lang), year=year), path))
+                    if region.slug not in selected:
+                        continue
                     doc = _region_doc(m, run, region, year, ind, members, area_html.name)
                     html, pdf_path = _write(doc, m, path, pdf)
                     files.append(ReportFile("region", doc.title, html, pdf_path))
                     say(f"report {region.slug} {year}: {html}")
+            if not selected & {r.slug for r in members}:
+                continue
             doc = _area_doc(m, run, area, members, ind, hrefs)
             html, pdf_path = _write(doc, m, area_html, pdf)
             files.append(ReportFile("area", doc.title, html, pdf_path))
@@ -432,13 +454,33 @@ def build_reports(root: Path, *, lang: str = "zh", regions: Sequence[str] | None
         from eqi.report.project import project_reports
 
         for doc, name in project_reports(m, run):
-            html, pdf_path = _write(doc, m, reports_dir / f"project_{name}.{lang}.html", pdf)
+            path = reports_dir / f"project_{name}.{lang}.html"
+            html, pdf_path = _write(doc, m, path, pdf)
+            entries.append((doc.title, path))
             files.append(ReportFile("project", doc.title, html, pdf_path))
             say(f"report project {name}: {html}")
     index = reports_dir / f"index.{lang}.html"
-    _write(_index_doc(m, run, files, reports_dir), m, index, False)
-    files.insert(0, ReportFile("index", m.t("index_title", title=run.title), index))
-    return files
+    _write(_index_doc(m, run, entries), m, index, False)
+    projects = _qgis_projects(run, selected, say) if qgis else []
+    return Built(index, files, projects)
+
+
+def _qgis_projects(run: RunOutputs, selected: set[str], say: Callable[[str], None]) -> list[Path]:
+    """Refresh the QGIS project of every region and year (``write_qgis_project`` of the QGIS
+    helper module, when this eqi has it); the projects only reference finished outputs."""
+    try:
+        from eqi.io.qgis_project import write_qgis_project
+    except ImportError:
+        return []
+    written = []
+    for region in run.regions.values():
+        if region.slug not in selected:
+            continue
+        for year in region.years:
+            path = Path(write_qgis_project(run.root, region.slug, year, area=region.area))
+            say(f"qgis {region.slug} {year}: {path}")
+            written.append(path)
+    return written
 
 
 def _renamed(region: RegionOutputs, names: tuple[str, str] | None) -> RegionOutputs:
