@@ -6,6 +6,14 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup system-deps demo test test-unit bench bench-quick lint aoi clean
 
+# Debian packages the outputs and their tests need (run as root, e.g. by .ci/run):
+#   python3-qgis qgis-providers      a headless QGIS opens the outputs (tests)
+#   fonts-noto-cjk                   Chinese text in report maps (matplotlib) and PDFs (WeasyPrint)
+#   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0   WeasyPrint's text layout (PDF reports)
+#   chromium poppler-utils           report acceptance tests (headless browser, pdftotext/pdftoppm)
+SYSTEM_PACKAGES := python3-qgis qgis-providers fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 \
+                   libharfbuzz-subset0 chromium poppler-utils
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -14,12 +22,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Debian packages the tests use (run as root, e.g. by .ci/run): a headless QGIS opens the outputs
-SYSTEM_PACKAGES := python3-qgis qgis-providers
 system-deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES)
 
+# the demo ends with its reports (demo-out/reports/index.zh.html) and QGIS projects, printed
 demo: setup
 	$(BIN)/eqi demo --out demo-out
 
