@@ -124,12 +124,19 @@ def _grade_classes(out: YearOutputs) -> tuple[tuple[int, str, tuple[float, float
     return fig.read_display(path, max_px=8).classes if path else ()
 
 
-def _transition_block(m: Messages, blocks: list[dict[str, Any]], ind: Indicators, slug: str, y0: int, y1: int) -> None:
+def _lc_labels(out: YearOutputs) -> dict[int, str]:
+    """Land-cover class code -> "中文 english" label from the COG's class table."""
+    path = out.product("landcover")
+    return {v: label for v, label, _rgb in fig.read_display(path, max_px=8).classes} if path else {}
+
+
+def _transition_block(m: Messages, blocks: list[dict[str, Any]], ind: Indicators, slug: str, y0: int, y1: int,
+                      labels_by_code: Mapping[int, str]) -> None:
     transitions = ind.transitions.get((slug, y0, y1))
     if not transitions:
         return
     matrix, classes = transition_matrix(transitions)
-    labels = [m.label(name) for _c, name in classes]
+    labels = [m.label(labels_by_code.get(code, name)) for code, name in classes]
     title = m.t("chart_transition", y0=y0, y1=y1)
     _figure(blocks, fig.transition_chart(matrix, labels, title=title, xlabel=m.t("to_class", y1=y1),
                                          ylabel=m.t("from_class", y0=y0)), title)
@@ -216,6 +223,8 @@ def _region_doc(m: Messages, run: RunOutputs, region: RegionOutputs, year: int, 
     blocks.append({"kind": "sentences", "lines": region_findings(m, ind, region.slug, name, year, years)})
     if ind.source == "stopgap":
         blocks.append({"kind": "note", "text": m.t("f_stopgap")})
+    elif ind.counted:
+        blocks.append({"kind": "note", "text": m.t("f_counted")})
 
     maps = doc.section("maps", m.t("sec_maps"))
     main = next((s for s in available(ind) if s.column in ("ei", "eqi")), None) or next(iter(available(ind)), None)
@@ -249,13 +258,11 @@ def _region_doc(m: Messages, run: RunOutputs, region: RegionOutputs, year: int, 
     if len(years) > 1:
         _trend_block(m, charts, ind, area_regions, years)
     if earlier:
-        _transition_block(m, charts, ind, region.slug, earlier[0], year)
+        _transition_block(m, charts, ind, region.slug, earlier[0], year, _lc_labels(out))
 
     tables = doc.section("tables", m.t("sec_tables"))
     tables.append(_indicator_table(m, ind, region.slug, years))
-    lc_classes = {v: label for v, label, _rgb in (fig.read_display(out.product("landcover"), max_px=8).classes
-                                                   if out.product("landcover") else ())}
-    table = _landcover_table(m, ind, region.slug, years, lc_classes)
+    table = _landcover_table(m, ind, region.slug, years, _lc_labels(out))
     if table:
         tables.append(table)
     for c in change_rows(ind, region.slug):
@@ -284,13 +291,15 @@ def _area_doc(m: Messages, run: RunOutputs, area: str, regions: Sequence[RegionO
     years = sorted({y for r in regions for y in r.years})
     last = years[-1]
     doc = _Doc(m.t("report_area_title", area=area, years=_span(years)),
-               f"{m.t('area')}: {area} · {len(regions)} {m.t('county')} · {m.t('run_title')}: {run.title}",
+               f"{m.t('area')}: {area} · {m.t('n_counties', n=len(regions))} · {m.t('run_title')}: {run.title}",
                run.simulated or ind.simulated)
     named = [(r.slug, r.name(m.lang)) for r in regions]
     blocks = doc.section("summary", m.t("sec_summary"))
     blocks.append({"kind": "sentences", "lines": area_findings(m, ind, named, years)})
     if ind.source == "stopgap":
         blocks.append({"kind": "note", "text": m.t("f_stopgap")})
+    elif ind.counted:
+        blocks.append({"kind": "note", "text": m.t("f_counted")})
 
     specs = available(ind)
     ranking = doc.section("ranking", m.t("sec_ranking"))
@@ -315,7 +324,7 @@ def _area_doc(m: Messages, run: RunOutputs, area: str, regions: Sequence[RegionO
     maps = doc.section("maps", m.t("sec_maps"))
     first_out = regions[0].years[min(regions[0].years)]
     crs = _region_crs(first_out)
-    for spec in specs[:3]:
+    for spec in specs[:2]:
         if crs is None:
             break
         shapes = [(r.name(m.lang), r.geometry, ind.value(r.slug, last, spec.column)) for r in regions]
@@ -331,12 +340,11 @@ def _area_doc(m: Messages, run: RunOutputs, area: str, regions: Sequence[RegionO
                                          north=m.t("north")), title)
 
     charts = doc.section("charts", m.t("sec_charts"))
-    for spec in specs:
-        values = [(r.name(m.lang), v) for r in regions if (v := ind.value(r.slug, last, spec.column)) is not None]
-        if values:
-            title = m.t("chart_bars", indicator=m.t(spec.label), year=last)
-            _figure(charts, fig.bar_chart(values, title=title, ylabel=m.t(spec.label), ramp=spec.ramp,
-                                          value_range=spec.value_range), title)
+    panels = [(m.t(spec.label), values, spec.ramp, spec.value_range) for spec in specs
+              if (values := [(r.name(m.lang), v) for r in regions if (v := ind.value(r.slug, last, spec.column)) is not None])]
+    if panels:
+        title = m.t("chart_bars", indicator=" / ".join(p[0] for p in panels), year=last)
+        _figure(charts, fig.bar_chart(panels), title)
     classes = _grade_classes(first_out)
     rows = [(r.name(m.lang), ind.shares(r.slug, last, "rsei_grade")) for r in regions]
     if classes and any(s for _n, s in rows):
@@ -355,7 +363,7 @@ def _area_doc(m: Messages, run: RunOutputs, area: str, regions: Sequence[RegionO
 
             key = ("__area__", years[0], last)
             ind.transitions[key] = [Transition(a, b, c, d, v) for (a, b, c, d), v in sorted(merged.items())]
-            _transition_block(m, charts, ind, "__area__", years[0], last)
+            _transition_block(m, charts, ind, "__area__", years[0], last, _lc_labels(first_out))
             del ind.transitions[key]
 
     tables = doc.section("tables", m.t("sec_tables"))
@@ -430,6 +438,7 @@ def build_reports(root: Path, *, lang: str = "zh", regions: Sequence[str] | None
     with fig.figure_style(lang):
         for area, members in run.areas.items():
             ind = read_indicators(run, area, [r.slug for r in members])
+            _relabel(ind, _lc_labels(members[0].years[min(members[0].years)]))
             if ind.names and ind.source == "regions.json":  # the table's names win
                 members = [_renamed(r, ind.names.get(r.slug)) for r in members]
             area_html = reports_dir / f"area_{area}.{lang}.html"
@@ -481,6 +490,15 @@ def _qgis_projects(run: RunOutputs, selected: set[str], say: Callable[[str], Non
             say(f"qgis {region.slug} {year}: {path}")
             written.append(path)
     return written
+
+
+def _relabel(ind: Indicators, labels: Mapping[int, str]) -> None:
+    """Bilingual class names ("中文 english", from the land-cover COG) on the transitions."""
+    from dataclasses import replace
+
+    for key, moves in ind.transitions.items():
+        ind.transitions[key] = [replace(t, from_name=labels.get(t.from_class, t.from_name),
+                                        to_name=labels.get(t.to_class, t.to_name)) for t in moves]
 
 
 def _renamed(region: RegionOutputs, names: tuple[str, str] | None) -> RegionOutputs:

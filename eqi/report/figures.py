@@ -289,22 +289,22 @@ def grade_share_chart(rows: Sequence[tuple[str, Mapping[int, float]]],
     return png_bytes(fig)
 
 
-def bar_chart(values: Sequence[tuple[str, float]], *, title: str, ylabel: str, ramp: str = "rsei",
-              value_range: tuple[float, float] | None = None) -> bytes:
-    """Vertical bars of an indicator per county, coloured by the indicator's ramp."""
-    fig = Figure(figsize=(6.4, 3.6))
-    ax = fig.add_subplot()
-    names = [n for n, _v in values]
-    nums = np.array([v for _n, v in values], dtype=float)
-    lo, hi = value_range or (float(np.nanmin(nums)), float(np.nanmax(nums)))
-    norm = mcolors.Normalize(lo, hi if hi > lo else lo + 1)
-    bars = ax.bar(names, nums, color=[_ramp_cmap(ramp)(norm(v)) for v in nums], edgecolor="#555555")
-    ax.bar_label(bars, labels=[f"{v:.3f}" for v in nums], fontsize=8, padding=2)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.margins(y=0.15)
-    if len(names) > 6:
-        ax.tick_params(axis="x", labelrotation=45)
+def bar_chart(panels: Sequence[tuple[str, Sequence[tuple[str, float]], str, tuple[float, float] | None]]) -> bytes:
+    """Indicator bars per county: one panel per indicator ``(label, [(county, value)], ramp,
+    value range)``, bars coloured by the indicator's ramp and labelled with their value."""
+    fig = Figure(figsize=(6.4, 0.4 + 2.6 * len(panels)))
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (label, values, ramp, value_range) in zip(axes, panels, strict=True):
+        names = [n for n, _v in values]
+        nums = np.array([v for _n, v in values], dtype=float)
+        lo, hi = value_range or (float(np.nanmin(nums)), float(np.nanmax(nums)))
+        norm = mcolors.Normalize(lo, hi if hi > lo else lo + 1)
+        bars = ax.bar(names, nums, color=[_ramp_cmap(ramp)(norm(v)) for v in nums], edgecolor="#555555")
+        ax.bar_label(bars, labels=[f"{v:.3f}" for v in nums], fontsize=8, padding=2)
+        ax.set_ylabel(label)
+        ax.margins(y=0.2)
+        if len(names) > 6:
+            ax.tick_params(axis="x", labelrotation=45)
     return png_bytes(fig)
 
 

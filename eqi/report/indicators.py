@@ -22,7 +22,8 @@ import numpy as np
 
 from eqi.report.outputs import RunOutputs
 
-__all__ = ["Transition", "Indicators", "read_indicators", "region_table_path", "CONTINUOUS"]
+__all__ = ["Transition", "Indicators", "read_indicators", "region_table_path", "transition_matrix", "change_rows",
+           "CONTINUOUS"]
 
 CONTINUOUS = ("rsei", "ndvi", "fvc")  # products whose region mean the reports show
 _CLASS_FRAC = re.compile(r"^(?P<product>[a-z_]+?)_class_(?P<code>\d+)_frac$")
@@ -50,6 +51,7 @@ class Indicators:
     names: dict[str, tuple[str, str]] = field(default_factory=dict)
     profiles: dict[str, Any] = field(default_factory=dict)
     simulated: bool = False
+    counted: list[str] = field(default_factory=list)  # class products the report counted itself
 
     def value(self, region: str, year: int, column: str) -> float | None:
         """A finite number or None."""
@@ -165,11 +167,24 @@ def _stopgap(run: RunOutputs, regions: Sequence[str]) -> Indicators:
 
 
 def read_indicators(run: RunOutputs, area: str, regions: Sequence[str]) -> Indicators:
-    """The area's numbers from its ``regions.json``, else the marked stopgap."""
+    """The area's numbers from its ``regions.json``, else the marked stopgap.  The table has no
+    RSEI grade shares: those are counted from the grade COGs (and the report says so)."""
     path = region_table_path(run.root, area)
-    if path.is_file():
-        return _from_table(path, regions)
-    return _stopgap(run, regions)
+    if not path.is_file():
+        return _stopgap(run, regions)
+    ind = _from_table(path, regions)
+    if not any(ind.shares(r, y, "rsei_grade") for r, y in ind.rows):
+        for (slug, year), row in ind.rows.items():
+            out = run.regions[slug].years.get(year) if slug in run.regions else None
+            grade = out.product("rsei_grade") if out else None
+            if grade is None:
+                continue
+            counts, px_km2 = _class_counts(grade)
+            for code in np.flatnonzero(counts):
+                row[f"rsei_grade_class_{code}_frac"] = float(counts[code] / counts.sum())
+            if "rsei_grade" not in ind.counted:
+                ind.counted.append("rsei_grade")
+    return ind
 
 
 def transition_matrix(transitions: Sequence[Transition]) -> tuple[np.ndarray, list[tuple[int, str]]]:

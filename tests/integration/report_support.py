@@ -75,7 +75,7 @@ def distinct_colours(png: bytes) -> int:
     from PIL import Image
 
     image = Image.open(io.BytesIO(png)).convert("RGB")
-    return len(set(image.getdata()))
+    return len(image.getcolors(maxcolors=1 << 24))
 
 
 class Chromium:
