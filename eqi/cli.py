@@ -228,8 +228,8 @@ def run(
     cfg = cfg.model_copy(update={"collections": resolve_collections(cfg.source, cfg.collections)})
     # --scheduler wins over dask.scheduler of the config; --workers alone means a local cluster
     scheduler = scheduler or (None if workers else cfg.dask.scheduler)
-    with dask_context(scheduler, workers):
-        results = run_job(cfg, overwrite=overwrite, dry_run=dry_run, progress=_echo)
+    with dask_context(scheduler, workers), _progress() as progress:
+        results = run_job(cfg, overwrite=overwrite, dry_run=dry_run, progress=progress)
     if not dry_run:
         done = sum(r.status == "done" for r in results)
         skipped = sum(r.status == "skipped" for r in results)
@@ -324,12 +324,12 @@ def demo(
     with _heavy_imports():
         from eqi.pipeline.cluster import dask_context
         from eqi.pipeline.demo import run_demo
+        from eqi.report import build_reports  # the demo ends with its reports and QGIS projects
 
-    with dask_context(None, workers):
-        run_demo(out.resolve(), progress=_echo)
-    from eqi.report import build_reports  # the demo ends with its reports and QGIS projects
-
-    _print_built(build_reports(out.resolve(), progress=_echo))
+    with dask_context(None, workers), _progress() as progress:
+        run_demo(out.resolve(), progress=progress)
+        built = build_reports(out.resolve(), progress=progress)
+    _print_built(built)
 
 
 @contextlib.contextmanager

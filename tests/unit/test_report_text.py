@@ -93,3 +93,28 @@ def test_tagged_parameters_walk_nested_entries() -> None:
     profile = {"id": "x", "a": {"value": 1, "tag": "[V]", "source": "S1"},
                "b": {"method": "robust", "tag": "[D]", "source": "S2", "p": {"value": 2, "tag": "[U]"}}, "c": 3}
     assert list(tagged_parameters(profile)) == [("a", 1, "[V]", "S1"), ("b", "robust", "[D]", "S2"), ("b.p", 2, "[U]", "")]
+
+
+def test_region_table_rows_changes_and_transitions_are_read(tmp_path) -> None:
+    """regions.json as docs/tables.md gives it: the run's counties only, None for missing numbers."""
+    import json
+
+    from eqi.report.indicators import _from_table
+
+    rows = [{"region": "a-510104", "name": "锦江区", "adcode": "510104", "level": "county", "year": 2022, "ei": None,
+             "eqi": 47.8, "eqi_grade": "三类", "eqi_grade_en": "class 3", "landcover_class_12_frac": 0.5},
+            {"region": "chengdu-510100", "name": "成都市", "adcode": "510100", "level": "prefecture", "year": 2022, "eqi": None}]
+    changes = [{"region": "a-510104", "year_from": 2022, "year_to": 2023, "delta_eqi": 1.5, "delta_eqi_class": "稳定"}]
+    transitions = [{"region": "a-510104", "year_from": 2022, "year_to": 2023, "from_class": 12, "from_name": "旱地",
+                    "to_class": 51, "to_name": "城镇用地", "area_km2": 0.25}]
+    path = tmp_path / "regions.json"
+    path.write_text(json.dumps({"schema": "eqi-regions/1", "simulated": True, "rows": rows, "changes": changes,
+                                "transitions": transitions, "profiles": {}}), encoding="utf-8")
+    ind = _from_table(path, ["a-510104"])
+    assert list(ind.rows) == [("a-510104", 2022)] and ind.simulated
+    assert ind.value("a-510104", 2022, "eqi") == 47.8 and ind.value("a-510104", 2022, "ei") is None
+    assert ind.text("a-510104", 2022, "eqi_grade") == "三类"
+    assert ind.shares("a-510104", 2022, "landcover") == {12: 0.5}
+    assert ind.names["a-510104"] == ("锦江区", "A")
+    assert ind.transitions[("a-510104", 2022, 2023)] == [Transition(12, "旱地", 51, "城镇用地", 0.25)]
+    assert ind.changes == changes
