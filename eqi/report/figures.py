@@ -147,6 +147,8 @@ def _furniture(ax: Any, north: str) -> None:
                 arrowprops={"facecolor": "black", "edgecolor": "black", "width": 3, "headwidth": 9, "headlength": 8})
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
     ax.set_aspect("equal")
 
 

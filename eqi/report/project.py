@@ -63,21 +63,58 @@ def _zones_map(m: Messages, folder: Path) -> bytes | None:
         polys = gpd.read_file(disturbance, layer="disturbance")
         if len(polys):
             polys.to_crs(zones.crs).plot(ax=ax, facecolor="#d7191c", edgecolor="#7f0000", linewidth=0.5)
-    ax.set_title(m.t("sec_project"))
+    ax.set_title(m.t("p_map"))
     _furniture(ax, m.t("north"))
     return png_bytes(fig)
 
 
 def _sentences(m: Messages, summary: dict[str, Any]) -> list[str]:
+    """One sentence per zone and indicator from the BACI rows (the bootstrap interval decides
+    whether a difference from the control can be told), then the disturbance polygons."""
     out = []
+    label = {"ndvi": m.t("ind_ndvi"), "fvc": m.t("ind_fvc"), "rsei": m.t("ind_rsei")}
     for row in summary.get("baci") or []:
-        parts = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in row.items() if v is not None)
-        out.append(parts + ("。" if m.lang == "zh" else "."))
+        try:
+            baci, low, high = (float(row[k]) for k in ("baci", "baci_low", "baci_high"))
+        except (KeyError, TypeError, ValueError):
+            continue
+        verdict = m.t("p_down") if high < 0 else m.t("p_up") if low > 0 else m.t("p_none_sig")
+        out.append(m.t("p_baci", zone=row.get("zone"), indicator=label.get(str(row.get("indicator")), row.get("indicator")),
+                       baci=f"{baci:+.3f}", low=f"{low:+.3f}", high=f"{high:+.3f}",
+                       d_impact=f"{float(row.get('delta_impact') or 0):+.3f}",
+                       d_control=f"{float(row.get('delta_control') or 0):+.3f}", verdict=verdict))
     dist = summary.get("disturbance") or {}
     if dist:
-        out.append(("扰动斑块 {n} 个，共 {km2} km²。" if m.lang == "zh" else "{n} disturbance polygons, {km2} km² in all.")
-                   .format(n=dist.get("polygons", 0), km2=f"{float(dist.get('km2') or 0):.3f}"))
+        out.append(m.t("p_disturbance", n=dist.get("polygons", 0), km2=f"{float(dist.get('km2') or 0):.3f}"))
     return out
+
+
+def _baci_chart(m: Messages, summary: dict[str, Any]) -> bytes | None:
+    """BACI effect with its interval per zone, one panel per indicator."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from eqi.report.figures import png_bytes
+
+    rows = [r for r in summary.get("baci") or [] if all(r.get(k) is not None for k in ("baci", "baci_low", "baci_high"))]
+    indicators = list(dict.fromkeys(str(r["indicator"]) for r in rows))
+    if not indicators:
+        return None
+    fig = Figure(figsize=(6.4, 0.6 + 2.2 * len(indicators)))
+    axes = fig.subplots(len(indicators), 1, squeeze=False)[:, 0]
+    for ax, indicator in zip(axes, indicators, strict=True):
+        sel = [r for r in rows if str(r["indicator"]) == indicator]
+        x = np.arange(len(sel))
+        values = np.array([float(r["baci"]) for r in sel])
+        err = np.array([[v - float(r["baci_low"]) for v, r in zip(values, sel, strict=True)],
+                        [float(r["baci_high"]) - v for v, r in zip(values, sel, strict=True)]])
+        ax.bar(x, values, yerr=err, capsize=4, color=["#d7191c" if float(r["baci_high"]) < 0 else "#1a9641"
+                                                      if float(r["baci_low"]) > 0 else "#bdbdbd" for r in sel])
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(x, [str(r["zone"]) for r in sel], fontsize=8)
+        ax.set_ylabel(indicator)
+    axes[0].set_title(m.t("p_chart"))
+    return png_bytes(fig)
 
 
 def project_reports(m: Messages, run: RunOutputs) -> Iterator[tuple[Any, str]]:
@@ -86,13 +123,17 @@ def project_reports(m: Messages, run: RunOutputs) -> Iterator[tuple[Any, str]]:
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         name = str(summary.get("project") or folder.name)
         doc = _Doc(m.t("report_project_title", project=name),
-                   f"{summary.get('type', '')} · {summary.get('before')} → {summary.get('after')} · {run.title}",
+                   f"{summary.get('type', '')} · {m.t('p_years', before=summary.get('before'), after=summary.get('after'))}"
+                   f" · {run.title}",
                    bool(summary.get("simulated")) or run.simulated)
         doc.section("summary", m.t("sec_summary")).append({"kind": "sentences", "lines": _sentences(m, summary)})
         maps = doc.section("maps", m.t("sec_maps"))
         png = _zones_map(m, folder)
         if png:
-            _figure(maps, png, m.t("sec_project"))
+            _figure(maps, png, m.t("p_map"))
+        chart = _baci_chart(m, summary)
+        if chart:
+            _figure(doc.section("charts", m.t("sec_charts")), chart, m.t("p_chart"))
         tables = doc.section("tables", m.t("sec_tables"))
         for stem in ("baci", "indicators", "landcover", "transitions", "chainage"):
             table = _csv_table(folder / f"{stem}.csv")

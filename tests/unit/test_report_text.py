@@ -118,3 +118,19 @@ def test_region_table_rows_changes_and_transitions_are_read(tmp_path) -> None:
     assert ind.names["a-510104"] == ("锦江区", "A")
     assert ind.transitions[("a-510104", 2022, 2023)] == [Transition(12, "旱地", 51, "城镇用地", 0.25)]
     assert ind.changes == changes
+
+
+def test_project_sentences_follow_the_bootstrap_interval() -> None:
+    from eqi.report.project import _sentences
+
+    summary = {"baci": [
+        {"zone": "footprint", "indicator": "fvc", "baci": -0.3, "baci_low": -0.4, "baci_high": -0.2, "delta_impact": -0.25, "delta_control": 0.05},
+        {"zone": "ring", "indicator": "fvc", "baci": 0.01, "baci_low": -0.02, "baci_high": 0.04, "delta_impact": 0.0, "delta_control": -0.01},
+        {"zone": "far", "indicator": "ndvi", "baci": 0.1, "baci_low": 0.05, "baci_high": 0.2, "delta_impact": 0.1, "delta_control": 0.0},
+    ], "disturbance": {"polygons": 2, "km2": 0.1234}}
+    lines = _sentences(Messages("en"), summary)
+    assert "footprint: the BACI effect on Fractional vegetation cover (FVC) is -0.300 (95% interval -0.400 to -0.200" in lines[0]
+    assert lines[0].endswith("a decline relative to the control.")
+    assert lines[1].endswith("no difference from the control can be told.")
+    assert lines[2].endswith("a rise relative to the control.")
+    assert lines[3] == "2 disturbance polygons were found, 0.123 km² in all."
