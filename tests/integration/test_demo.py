@@ -39,6 +39,16 @@ def test_demo_leaves_archive_config_and_a_rerunnable_job(demo: Path) -> None:
     assert res.stdout.count("skip") >= 2 and "0 computed" in res.stdout
 
 
+def test_demo_ends_with_its_reports(demo: Path) -> None:
+    """`eqi demo` (and so `make demo`) ends with the reports of the run (eqi report), banner on."""
+    index = demo / "reports" / "index.zh.html"
+    assert index.is_file()
+    for year in (2022, 2023):
+        html = (demo / "reports" / f"{REGION}_{year}.zh.html").read_text(encoding="utf-8")
+        assert "模拟数据" in html and "温江区" in html
+        assert (demo / "reports" / f"{REGION}_{year}.zh.pdf").stat().st_size > 10_000
+
+
 def test_every_output_says_simulated(demo: Path) -> None:
     tifs = sorted(demo.glob(f"{REGION}/*/*.tif"))
     assert len(tifs) > 20
