@@ -235,7 +235,8 @@ def _region_doc(m: Messages, run: RunOutputs, region: RegionOutputs, year: int, 
             title = m.t("map_region", region=name)
             _figure(maps, fig.choropleth_map(shapes, crs=crs, title=title, label=m.t(main.label), north=m.t("north"),
                                              ramp=main.ramp, value_range=main.value_range, no_data=m.t("no_data"),
-                                             highlight=name), title)
+                                             highlight=name, grades=_grades(ind, main, area_regions, year, m.lang),
+                                             decimals=main.decimals), title)
     for product in _MAP_PRODUCTS:
         png = _product_map(m, out, product, [(name, region.geometry)], name)
         if png:
@@ -273,6 +274,14 @@ def _region_doc(m: Messages, run: RunOutputs, region: RegionOutputs, year: int, 
     doc.section("method", m.t("sec_method")).extend(method_blocks(m, out, ind))
     doc.section("inputs", m.t("sec_inputs")).extend(_inputs_blocks(m, out))
     return doc
+
+
+def _grades(ind: Indicators, spec: Indicator, regions: Sequence[RegionOutputs], year: int, lang: str) -> dict[str, str]:
+    """County display name -> grade text of ``spec`` in ``year`` (EI/EQI grades of the table)."""
+    column = spec.grade_zh if lang == "zh" else spec.grade_en
+    if not column:
+        return {}
+    return {r.name(lang): g for r in regions if (g := ind.text(r.slug, year, column))}
 
 
 def _region_crs(out: YearOutputs) -> Any:
@@ -330,7 +339,8 @@ def _area_doc(m: Messages, run: RunOutputs, area: str, regions: Sequence[RegionO
         shapes = [(r.name(m.lang), r.geometry, ind.value(r.slug, last, spec.column)) for r in regions]
         title = m.t("map_choropleth", indicator=m.t(spec.label), year=last)
         _figure(maps, fig.choropleth_map(shapes, crs=crs, title=title, label=m.t(spec.label), north=m.t("north"),
-                                         ramp=spec.ramp, value_range=spec.value_range, no_data=m.t("no_data")), title)
+                                         ramp=spec.ramp, value_range=spec.value_range, no_data=m.t("no_data"),
+                                         grades=_grades(ind, spec, regions, last, m.lang), decimals=spec.decimals), title)
     outlines = _outlines(regions, m.lang)
     for product in ("rsei_grade", "landcover"):
         rasters = [fig.read_display(p) for r in regions if last in r.years and (p := r.years[last].product(product))]

@@ -235,9 +235,10 @@ def change_map(before: DisplayRaster, after: DisplayRaster, *, title: str, uncha
 def choropleth_map(shapes: Sequence[tuple[str, BaseGeometry, float | None]], *, crs: CRS, title: str,
                    label: str, north: str, ramp: str = "rsei",
                    value_range: tuple[float, float] | None = None, no_data: str = "",
-                   highlight: str | None = None) -> bytes:
-    """Counties coloured by an indicator value (grey without a value), labelled with the value;
-    the ``highlight`` county drawn with a thicker outline."""
+                   highlight: str | None = None, grades: Mapping[str, str] | None = None,
+                   decimals: int = 3) -> bytes:
+    """Counties coloured by an indicator value (grey without a value), labelled with the value
+    and, given ``grades`` (county -> grade text), the grade; ``highlight`` drawn thicker."""
     from matplotlib.cm import ScalarMappable
 
     fig = Figure(figsize=(6.4, 5.0))
@@ -255,8 +256,13 @@ def choropleth_map(shapes: Sequence[tuple[str, BaseGeometry, float | None]], *, 
             x, y = poly.exterior.xy
             ax.fill(x, y, facecolor=colour, edgecolor="#000000" if name == highlight else _OUTLINE,
                     linewidth=2.4 if name == highlight else 0.9, zorder=3 if name == highlight else 2)
-    _labels(ax, [(f"{n}\n{v:.3f}" if v is not None and math.isfinite(v) else f"{n}\n{no_data}", g)
-                 for n, g, v in projected])
+    def text(n: str, v: float | None) -> str:
+        if v is None or not math.isfinite(v):
+            return f"{n}\n{no_data}"
+        grade = (grades or {}).get(n)
+        return f"{n}\n{v:.{decimals}f}" + (f" {grade}" if grade else "")
+
+    _labels(ax, [(text(n, v), g) for n, g, v in projected])
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.75, label=label)
     ax.set_title(title)
     ax.autoscale_view()
