@@ -328,7 +328,7 @@ def demo(
 
     with dask_context(None, workers), _progress() as progress:
         run_demo(out.resolve(), progress=progress)
-        built = build_reports(out.resolve(), progress=progress)
+        built = build_reports(out.resolve(), progress=progress, qgis=False)  # the run wrote the projects
     _print_built(built)
 
 
@@ -379,7 +379,7 @@ def report(
 
 
 def _print_built(built: Any) -> None:
-    _echo(f"reports: {built.index} ({len(built.reports)} reports)")
+    _echo(f"reports: {built.index} ({len(built.reports)} reports, HTML + PDF, see docs/reports.md)")
     for path in built.qgis_projects:
         _echo(f"QGIS project: {path}")
 

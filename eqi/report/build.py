@@ -491,12 +491,18 @@ def _qgis_projects(run: RunOutputs, selected: set[str], say: Callable[[str], Non
         from eqi.io.qgis_project import write_qgis_project
     except ImportError:
         return []
+    from eqi.geo.regions import Region
+
     written = []
     for region in run.regions.values():
         if region.slug not in selected:
             continue
+        members = [Region(r.slug, r.geometry, "EPSG:4326", {"name": r.name_zh, "adcode": r.adcode or ""})
+                   for r in run.areas[region.area]]  # labelled boundaries, as the region stage writes them
         for year in region.years:
-            path = Path(write_qgis_project(run.root, region.slug, year, area=region.area))
+            path = Path(write_qgis_project(run.root, next(r for r in members if r.name == region.slug), year,
+                                           regions=[r for r in members if year in run.regions[r.name].years],
+                                           area=region.area))
             say(f"qgis {region.slug} {year}: {path}")
             written.append(path)
     return written
