@@ -261,8 +261,13 @@ def _region_doc(m: Messages, run: RunOutputs, region: RegionOutputs, year: int, 
     if earlier:
         _transition_block(m, charts, ind, region.slug, earlier[0], year, _lc_labels(out))
 
+    from eqi.report.trends import trend_blocks
+
+    trends = trend_blocks(m, run.root, region.slug, name)
+    blocks.extend(b for b in trends if b["kind"] == "sentences")
     tables = doc.section("tables", m.t("sec_tables"))
     tables.append(_indicator_table(m, ind, region.slug, years))
+    tables.extend(b for b in trends if b["kind"] != "sentences")
     table = _landcover_table(m, ind, region.slug, years, _lc_labels(out))
     if table:
         tables.append(table)

@@ -134,3 +134,22 @@ def test_project_sentences_follow_the_bootstrap_interval() -> None:
     assert lines[1].endswith("no difference from the control can be told.")
     assert lines[2].endswith("a rise relative to the control.")
     assert lines[3] == "2 disturbance polygons were found, 0.123 km² in all."
+
+
+def test_trend_summaries_become_sentences_and_a_table(tmp_path) -> None:
+    import json
+
+    from eqi.report.trends import trend_blocks
+
+    folder = tmp_path / "a-510104" / "trends" / "2019-2023"
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"region": "a-510104", "years": [2019, 2020, 2021, 2022, 2023],
+        "alpha": 0.05, "products": {"ndvi": {"improving_km2": 12.345, "no_trend_km2": 40.0, "degrading_km2": 1.5,
+                                             "not_evaluated_km2": 0.25, "region_km2": 54.095, "slope_mean_per_year": 0.0042}}}))
+    blocks = trend_blocks(Messages("en"), tmp_path, "a-510104", "Alpha")
+    sentences = next(b for b in blocks if b["kind"] == "sentences")["lines"]
+    assert sentences == ["NDVI of Alpha, 2019–2023: 12.35 km² improving significantly, 1.50 km² degrading "
+                         "significantly, 40.00 km² without a significant trend (α = 0.05)."]
+    table = next(b for b in blocks if b["kind"] == "table")
+    assert [c["text"] for c in table["rows"][0]] == ["NDVI", "12.35", "40.00", "1.50", "0.25", "+0.0042"]
+    assert trend_blocks(Messages("en"), tmp_path, "other", "Other") == []
