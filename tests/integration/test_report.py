@@ -171,3 +171,42 @@ def test_cli_english_report_and_bad_options(run_dir: Path) -> None:
         res = eqi(*args)
         assert res.returncode == 2 and words in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert not list((run_dir / "reports").glob("*.fr.*"))
+
+
+def test_project_report_from_eqi_assess(run_dir: Path, tmp_path: Path) -> None:
+    """`eqi assess` on the run (a road through 锦江区), then the project report: BACI sentences
+    whose verdict follows the bootstrap interval of baci.csv (the oracle), a zones map, a chart."""
+    import csv
+
+    import yaml
+
+    from eqi.cli import main
+    from eqi.geo.regions import load_regions
+    from eqi.report import figures
+    from eqi.report.build import _write
+    from eqi.report.messages import Messages
+    from eqi.report.outputs import read_run
+    from eqi.report.project import project_reports
+
+    (county,) = load_regions("sichuan:510104")
+    c = county.geometry.representative_point()
+    project = {"name": "road", "type": "linear", "geometry": {"coordinates": [[c.x - 0.01, c.y - 0.005], [c.x + 0.01, c.y + 0.005]]},
+               "footprint_m": 120, "rings_m": [500], "control": {"distance_m": [1500, 3000]}, "before": 2022, "after": 2023}  # fmt: skip
+    config = tmp_path / "assess.yaml"
+    config.write_text(yaml.safe_dump({"out": str(run_dir), "simulated": True, "inputs": {"run": str(run_dir)},
+                                      "projects": [project]}))  # fmt: skip
+    main(["assess", str(config)])
+    m = Messages("en")
+    with figures.figure_style("en"):
+        ((doc, name),) = list(project_reports(m, read_run(run_dir)))
+        html_path, pdf_path = _write(doc, m, tmp_path / f"project_{name}.en.html", True)
+    html = html_path.read_text(encoding="utf-8")
+    assert "Project impact report: road" in html and "SIMULATED DATA" in html
+    with (run_dir / "projects" / "road" / "baci.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows
+    for row in rows:
+        low, high = float(row["baci_low"]), float(row["baci_high"])
+        verdict = "a decline relative" if high < 0 else "a rise relative" if low > 0 else "no difference from the control"
+        assert f"{row['zone']}: the BACI effect on" in html and verdict in html
+    assert html.count("data:image/png;base64,") >= 2 and pdf_path.stat().st_size > 10_000
