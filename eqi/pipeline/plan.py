@@ -41,7 +41,7 @@ from eqi.io.stac import eqi_version
 from eqi.params import Param, Profile
 from eqi.pipeline.masking import mask_profile
 from eqi.pipeline.tasks import params_hash
-from eqi.products import REGISTRY, expand_products, requirements
+from eqi.products import REGISTRY, assessments, expand_products, requirements
 from eqi.resources import PROFILE_NAMES, load_profile
 from eqi.science.mask import MaskRules
 
@@ -290,6 +290,8 @@ def build_plan(config: RunConfig, *, regions: Sequence[Region] | None = None,
         "simulated": config.simulated,
         "title": config.title or "eqi outputs",
         "resampling": _resampling_note(config.resampling, native),
+        "assessments": assessments(config.products),  # regional indices (eqi.pipeline.assess_stage)
+        "assess": config.assess.model_dump(mode="json"),
     }
     return Plan(
         out=Path(config.out), area=area, stack=stack, years=tuple(config.years), outputs=tuple(outputs),
