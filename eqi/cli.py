@@ -141,6 +141,7 @@ def validate(
 
     cfg = _build_config(config, source=None, collections=None, aoi=None, year=None,
                         season=None, crs=None, resolution=None, products=None, out=None)
+    _validate_assessment(cfg)
     resolve_collections(cfg.source, cfg.collections)
     names = expand_products(cfg.products)
     regions = load_regions(cfg.aoi, name_field=cfg.aoi_name_field)
@@ -154,6 +155,20 @@ def validate(
     else:
         _echo(f"source {cfg.source}: archive readable")
     _echo(f"ok: {len(regions)} region(s) x {len(cfg.years)} year(s); products {', '.join(names)}")
+
+
+def _validate_assessment(cfg: Any) -> None:
+    """Tabular inputs and zone layers of the regional assessment (products ei/eqi)."""
+    from eqi.pipeline.assess_stage import check_inputs
+    from eqi.products import assessments
+
+    if not assessments(cfg.products):
+        return
+    tables = check_inputs(cfg.assess.model_dump(mode="json"))
+    for family, frame in sorted(tables.items()):
+        _echo(f"table {family}: {frame.attrs['source']} ({len(frame)} row(s)) ok")
+    if not cfg.assess.tables:
+        _echo("tables: none given (assess.tables): EI and EQI will be incomplete, naming the missing inputs")
 
 
 @app.command()

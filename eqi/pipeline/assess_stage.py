@@ -258,7 +258,7 @@ def assess_area(
     accuracy: Mapping[int, Path | None] | None = None,
     rivers: str | None = None,
     min_coverage: float = 0.9,
-    draws: int = 500,
+    draws: int = 200,
     seed: int = 0,
     level: float = 0.95,
     work: Path,
@@ -632,11 +632,11 @@ def run_assess(p: Plan, *, overwrite: bool = False, progress: Callable[[str], No
     with scratch_dir(folder / "work") as work:
         result = assess_area(mosaics=mosaics, regions=regions, tables=tables, ei_profile=ei_p, eqi_profile=eqi_p,
                              products=products, accuracy=accuracy, rivers=opts.get("rivers"),
-                             min_coverage=float(opts.get("min_coverage", 0.9)), draws=int(unc_opts.get("draws", 500)),
+                             min_coverage=float(opts.get("min_coverage", 0.9)), draws=int(unc_opts.get("draws", 200)),
                              seed=int(unc_opts.get("seed", 0)), level=float(unc_opts.get("level", 0.95)), work=work)  # fmt: skip
     sources = ["valid_fraction"] + (["landcover_accuracy"] if any(a.is_file() for a in accuracy.values()) else [])
     meta = {"area": p.area.slug, "simulated": bool(p.options.get("simulated")),
-            "uncertainty": {"draws": int(unc_opts.get("draws", 500)), "seed": int(unc_opts.get("seed", 0)),
+            "uncertainty": {"draws": int(unc_opts.get("draws", 200)), "seed": int(unc_opts.get("seed", 0)),
                             "level": float(unc_opts.get("level", 0.95)), "sources": sources},
             "tables": {f: Path(t.attrs["source"]).name for f, t in sorted(tables.items())}}  # fmt: skip
     written = write_assessment(folder, result, regions=regions, products=products, ei_profile=ei_p, eqi_profile=eqi_p, meta=meta)
