@@ -8,6 +8,8 @@ reads; ``file.gpkg|layername=NAME`` picks a layer) or a library name:
 ``sichuan:counties``            the 183 counties
 ``sichuan:<selector>[,…]``      units by adcode (``510104``), Chinese name (``锦江区`` or
                                 ``锦江``) or pinyin (``jinjiang``)
+``zones[:<layer>[:<sel>,…]]``   station zone layers of the user library (:mod:`eqi.geo.zones`)
+                                by id, name, type or parent adcode
 
 Every feature becomes a :class:`Region` in EPSG:4326.  User files are checked and refused, with a
 message that says what to do, when they are missing, unreadable, empty, lack a CRS, hold

@@ -15,6 +15,7 @@ Output layout::
     OUT/areas/<area>/models/                  fitted models (JSON, classifier pickle)
     OUT/areas/<area>/<year>/<tile>/           fitted products per tile + item.json
     OUT/areas/<area>/<year>/<product>.vrt     the area mosaic of each product
+    OUT/areas/<area>/tables/                  regional tables (ei/eqi; docs/tables.md), assessment.json
     OUT/<region>/<year>/<product>.tif|.vrt    clipped COG (+ .qml) and mosaic per region, item.json
     OUT/areas/<area>/trends/<first>-<last>/   per-pixel trends (eqi.pipeline.trend_stage), summary.json
     OUT/<region>/trends/<first>-<last>/       trends clipped per region, summary.json (km² per class)
