@@ -73,7 +73,7 @@ def _write_config(out: Path, region_spec: str) -> Path:
             "extra_seasons": ["03-01/05-31", "10-01/11-30"],
             "level": 2,  # CAS 二级 classes: EI's habitat quality weights them (spec §2.2)
         },
-        "assess": {"tables": "tables", "uncertainty": {"draws": 200, "seed": 0}},
+        "assess": {"tables": "tables", "rivers": "tables/rivers-SIMULATED.gpkg", "uncertainty": {"draws": 200, "seed": 0}},
     }
     path = out / "demo.yaml"
     header = "# eqi offline demo - SIMULATED data. Rerun with: eqi run demo.yaml --overwrite\n"
@@ -164,6 +164,33 @@ def write_demo_tables(folder: Path, adcodes: list[str], years: tuple[int, ...]) 
     return written
 
 
+def write_demo_rivers(truth_landcover: Path, out: Path, water_code: int = 80) -> Path:
+    """A SIMULATED river centreline layer: the skeleton of the simulated water pixels, as
+    segments between 8-connected skeleton pixels (EI's water-network river length)."""
+    import geopandas as gpd
+    import numpy as np
+    import rasterio
+    import shapely
+    from skimage.morphology import skeletonize
+
+    with rasterio.open(truth_landcover) as src:
+        water = src.read(1) == water_code
+        t, crs = src.transform, src.crs
+    skel = skeletonize(water)
+    rows, cols = np.nonzero(skel)
+    segments = []
+    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        r2, c2 = rows + dr, cols + dc
+        ok = (r2 < skel.shape[0]) & (c2 >= 0) & (c2 < skel.shape[1])
+        hit = ok.copy()
+        hit[ok] = skel[r2[ok], c2[ok]]
+        for a, b, c, d in zip(rows[hit], cols[hit], r2[hit], c2[hit], strict=True):
+            segments.append(shapely.LineString([t * (b + 0.5, a + 0.5), t * (d + 0.5, c + 0.5)]))
+    frame = gpd.GeoDataFrame({"note": ["模拟数据 SIMULATED"]}, geometry=[shapely.MultiLineString(segments)], crs=crs)
+    frame.to_file(out, driver="GPKG", layer="rivers")
+    return out
+
+
 def run_demo(out: Path, *, progress: Callable[[str], None] = print) -> Path:
     """Build the demo archive in ``out``, index it and run the main job; returns the config path."""
     from eqi.demo.simulate import simulate_archive
@@ -188,6 +215,7 @@ def run_demo(out: Path, *, progress: Callable[[str], None] = print) -> Path:
                   if r.geometry.intersects(region.geometry.buffer(0.05))]  # fmt: skip
     write_demo_tables(out / "tables", neighbours, DEMO_YEARS)
     progress(f"      SIMULATED tabular inputs for {len(neighbours)} county(ies) in {out / 'tables'}")
+    write_demo_rivers(simulated.truth_landcover_path, out / "tables" / "rivers-SIMULATED.gpkg")
     config_path = _write_config(out, DEMO_COUNTY)
     atomic_write_text(out / "README-SIMULATED.txt", _README.format(region=region.name))
     progress(f"[3/4] running the main job (eqi run {config_path})")
