@@ -339,10 +339,13 @@ def _ei_row(p: Profile, evaluated: bool, reason: str, note: str, ca: Mapping[int
                 "hq": res.hq, **{k: getattr(res, k) for k in EI_SUB}, "restriction_level": res.restriction_level,
                 "ei_downgraded": res.downgraded, "ei_complete": res.complete, "ei_missing": ";".join(res.missing),
                 "ei_notes": " | ".join([*res.notes, *([note] if note else [])])})  # fmt: skip
+    sources = dict(res.sources)
+    if river is None and "river_length" in sources:  # river length from the water-resources table
+        sources["river_length"] = "table"
     for k, keys in _EI_SOURCES.items():
         value = res.restriction_level if k == "eri" else getattr(res, k)
         present = k == "eri" or not (isinstance(value, float) and math.isnan(value))
-        out[f"{k}_source"] = _source(res.sources, keys) if present else "missing"
+        out[f"{k}_source"] = _source(sources, keys) if present else "missing"
     if out["eri_source"] == "missing":
         out["eri_source"] = "none"  # no restriction table row: level 0, noted
     return out
