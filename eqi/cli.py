@@ -162,7 +162,7 @@ def _validate_assessment(cfg: Any) -> None:
     from eqi.pipeline.assess_stage import check_inputs
     from eqi.products import assessments
 
-    if not assessments(cfg.products):
+    if not assessments(cfg.products) and not cfg.assess.tables and not cfg.assess.zones:
         return
     tables = check_inputs(cfg.assess.model_dump(mode="json"))
     for family, frame in sorted(tables.items()):
