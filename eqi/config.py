@@ -415,6 +415,9 @@ def merge_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 
 def config_hash(config: RunConfig) -> str:
     """Short stable hash of the settings that change results (not the output folder)."""
-    payload = config.model_dump(mode="json", exclude={"out", "title", "dask"})  # where it runs: no result
+    payload = config.model_dump(mode="json", exclude={"out", "title", "dask", "assess"})  # where it runs: no result
+    # the regional assessment (products ei/eqi, assess options) has its own task id: asking for it,
+    # or changing its tables, does not redo the region rasters
+    payload["products"] = [p for p in payload["products"] if str(p).strip().lower() not in ("ei", "eqi")]
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from eqi.io import landcover_tables
 from eqi.io import tables as tabular
 from eqi.io.atomic import atomic_write_json, scratch_dir, sha256_file
 from eqi.io.region_tables import LEVELS, write_region_tables
+from eqi.io.stac import eqi_version
 from eqi.io.zonal import class_areas, line_length_km, transition_matrices, zonal_stats
 from eqi.params import Profile
 from eqi.pipeline.plan import Plan
@@ -279,8 +281,10 @@ def assess_area(
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     zonal: dict[int, dict[str, pd.DataFrame]] = {}
-    for year in years:
-        zonal[year] = _zonal_year(mosaics[year], frame, exclude, work)
+    with warnings.catch_warnings():  # eqi.io.zonal adds class columns one by one (harmless)
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        for year in years:
+            zonal[year] = _zonal_year(mosaics[year], frame, exclude, work)
     for i, region in enumerate(regions):
         key = _key(region)
         for year in years:
@@ -324,7 +328,9 @@ def assess_area(
                                       _confusion((accuracy or {}).get(year))))  # fmt: skip
             rows.append(row)
     changes = _changes(rows, years, ei_profile, eqi_profile, want_ei, want_eqi)
-    transitions = _transitions(mosaics, years, regions, frame, work)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        transitions = _transitions(mosaics, years, regions, frame, work)
     return {"rows": rows, "changes": changes, "transitions": transitions, "years": years}
 
 
@@ -384,11 +390,11 @@ def _intervals(rng, draws, level, mapped, area, valid, ndvi, fvc, river, tables_
             eqi_v.append(compute_eqi(_eqi_values(ca, area, float(fvc_d[d]), ei_p, eqi_p, eqi_rows), eqi_p).eqi)
     if ei_v:
         lo, hi = unc.interval(ei_v, level)
-        out.update(ei_ci_low=lo, ei_ci_high=hi,
+        out.update(ei_ci_low=lo, ei_ci_high=hi, ei_adjusted=float(np.nanmedian(ei_v)),
                    ei_grade_uncertain=unc.crosses_edge(row["ei"], lo, hi, lambda x: ei_grade(x, ei_p)))  # fmt: skip
     if eqi_v:
         lo, hi = unc.interval(eqi_v, level)
-        out.update(eqi_ci_low=lo, eqi_ci_high=hi,
+        out.update(eqi_ci_low=lo, eqi_ci_high=hi, eqi_adjusted=float(np.nanmedian(eqi_v)),
                    eqi_grade_uncertain=unc.crosses_edge(row["eqi"], lo, hi, lambda x: eqi_grade(x, eqi_p)))  # fmt: skip
     return out
 
@@ -461,7 +467,7 @@ def _transitions(mosaics, years, regions, frame, work) -> list[dict[str, Any]]: 
 KEY_COLUMNS = ["region", "name", "adcode", "level", "zone_id", "zone_type", "zone_layer", "parent_adcode", "year",
                "region_km2", "covered_fraction", "valid_fraction", "evaluated", "simulated"]  # fmt: skip
 EI_COLUMNS = ["ei_profile_id", "ei_profile_version", "ei", "ei_raw", "ei_grade", "ei_grade_en", "ei_ci_low", "ei_ci_high",
-              "ei_grade_uncertain", "hq", *EI_SUB, "restriction_level", "ei_downgraded",
+              "ei_adjusted", "ei_grade_uncertain", "hq", *EI_SUB, "restriction_level", "ei_downgraded",
               *[f"{k}_source" for k in (*EI_SUB, "eri")], "ei_complete", "ei_missing", "ei_notes"]  # fmt: skip
 CHANGE_COLUMNS = ["region", "name", "adcode", "level", "zone_id", "zone_type", "zone_layer", "parent_adcode", "year_from", "year_to",
                   "ei_from", "ei_to", "delta_ei", "delta_ei_class", "delta_ei_class_en", "eqi_from", "eqi_to", "delta_eqi",
@@ -480,6 +486,8 @@ _LABELS: dict[str, tuple[str, str]] = {
     "ei_grade": ("EI grade", "EI 等级"), "ei_grade_en": ("EI grade (English)", "EI 等级 (英文)"),
     "ei_ci_low": ("EI 95% interval low (0-100)", "EI 95% 区间下限 (0-100)"), "ei_ci_high": ("EI 95% interval high (0-100)", "EI 95% 区间上限 (0-100)"),
     "ei_grade_uncertain": ("EI interval crosses a grade edge", "EI 区间跨等级"),
+    "ei_adjusted": ("EI error-adjusted median (0-100)", "EI 误差校正中位数 (0-100)"),
+    "eqi_adjusted": ("EQI error-adjusted median (0-100)", "EQI 误差校正中位数 (0-100)"),
     "hq": ("habitat quality HQ (0-100)", "生境质量指数 (0-100)"), "bri": ("biological abundance BRI (0-100)", "生物丰度指数 (0-100)"),
     "vci": ("vegetation cover VCI (0-100)", "植被覆盖指数 (0-100)"), "wndi": ("water network density WNDI (0-100)", "水网密度指数 (0-100)"),
     "lsi": ("land stress LSI (0-100)", "土地胁迫指数 (0-100)"), "pli": ("pollution load PLI (0-100)", "污染负荷指数 (0-100)"),
@@ -548,7 +556,7 @@ def _labels(columns: Sequence[str], reg: Mapping[str, Any]) -> dict[str, dict[st
 
 def _families(rows: Sequence[Mapping[str, Any]], reg: Mapping[str, Any], want_ei: bool, want_eqi: bool) -> dict[str, list[str]]:
     eqi_cols = ["eqi_profile_id", "eqi_profile_version", "eqi", "eqi_grade", "eqi_grade_en", "eqi_ci_low", "eqi_ci_high",
-                "eqi_grade_uncertain", "ep", "ef", "bd", "es",
+                "eqi_adjusted", "eqi_grade_uncertain", "ep", "ef", "bd", "es",
                 *[f"{i}_{s}" for i in reg for s in ("raw", "norm", "source")], "eqi_complete", "eqi_missing", "eqi_tags"]  # fmt: skip
     present = {k for r in rows for k in r}
     zonal_cols = [f"{p}_{s}" for p in ("ndvi", *CONTINUOUS) for s in _STAT_LABELS if f"{p}_{s}" in present]
@@ -619,6 +627,7 @@ def run_assess(p: Plan, *, overwrite: bool = False, progress: Callable[[str], No
         "rivers": sha256_file(Path(opts["rivers"])) if opts.get("rivers") else None,
         "profiles": [ei_p.sha256, eqi_p.sha256], "options": opts, "products": products,
         "regions": [r.name for r in p.area.regions], "simulated": bool(p.options.get("simulated")),
+        "eqi": eqi_version(),
     }  # fmt: skip
     task_id = "assess_" + params_hash(inputs)
     marker = folder / "assessment.json"

@@ -61,7 +61,8 @@ def test_land_cover_is_complete_with_map_accuracy(demo: Path) -> None:
         assert (task / "landcover_accuracy.md").is_file()
         with rasterio.open(task / "landcover.tif") as src:
             classes = src.read(1)
-            assert src.colormap(1)[1][:3] != (0, 0, 0)
+            cmap = src.colormap(1)
+            assert all(cmap[int(c)][:3] != (0, 0, 0) for c in np.unique(classes) if c)
         with rasterio.open(task / "red.tif") as src:
             valid = np.isfinite(src.read(1))
         level2 = {11, 12, 21, 22, 23, 24, 31, 32, 33, 41, 42, 43, 44, 45, 46, 51, 52, 53, 61, 62, 63, 64, 65, 66, 67}
@@ -188,9 +189,9 @@ def test_demo_computes_ei_and_eqi_for_its_county_with_simulated_tables(demo: Pat
         assert r["ei_complete"], r["ei_missing"]  # with the simulated river layer and tables
         assert 0 < r["hq"] <= 100 and 0 < r["vci"] <= 100 and 0 <= r["pli"] <= 100
         assert r["wndi_source"] == "remote_sensing+table+vector"
-        assert r["ei_ci_low"] <= r["ei"] <= r["ei_ci_high"] and r["ei_grade"] in {"优", "良", "一般", "较差", "差"}
+        assert r["ei_ci_low"] <= r["ei_adjusted"] <= r["ei_ci_high"] and r["ei_grade"] in {"优", "良", "一般", "较差", "差"}
         assert r["eqi_complete"], r["eqi_missing"]
-        assert r["eqi_ci_low"] <= r["eqi"] <= r["eqi_ci_high"] and r["eqi_ci_high"] > r["eqi_ci_low"]
+        assert r["eqi_ci_low"] <= r["eqi_adjusted"] <= r["eqi_ci_high"] and r["eqi_ci_high"] > r["eqi_ci_low"]
         assert r["eqi_grade"] in {"一类", "二类", "三类", "四类", "五类"}
         classes = sum(v for k, v in r.items() if k.startswith("landcover_class_") and k.endswith("_km2"))
         assert classes == pytest.approx(r["valid_fraction"] * r["region_km2"], rel=1e-9)
