@@ -545,11 +545,11 @@ def _labels(columns: Sequence[str], reg: Mapping[str, Any]) -> dict[str, dict[st
             if ind is None:
                 en, zh = c, c
             elif part == "raw":
-                en, zh = f"{ind.name_en} ({ind.unit})", f"{ind.name_zh} ({ind.unit})"
+                en, zh = f"EQI {ind.name_en} ({ind.unit})", f"EQI {ind.name_zh} ({ind.unit})"
             elif part == "norm":
-                en, zh = f"{ind.name_en} normalised (0-100)", f"{ind.name_zh} 标准化值 (0-100)"
+                en, zh = f"EQI {ind.name_en} normalised (0-100)", f"EQI {ind.name_zh} 标准化值 (0-100)"
             else:
-                en, zh = f"{ind.name_en} source", f"{ind.name_zh} 来源"
+                en, zh = f"EQI {ind.name_en} source", f"EQI {ind.name_zh} 来源"
         out[c] = {"en": en, "zh": zh}
     return out
 

@@ -221,6 +221,9 @@ def test_tables_layout_and_byte_stability(area, tmp_path):
     assert "EI (0-100)" in en.columns and "region area (km²)" in en.columns
     zh = pd.read_csv(folder / "regions-zh.csv", encoding="utf-8-sig")
     assert "生态环境状况指数 EI (0-100)" in zh.columns and "区域面积 (km²)" in zh.columns
+    assert "EQI 物种多样性 (0-100)" in zh.columns and "EQI species diversity (HJ 623 biodiversity index from surveys) source" in en.columns
+    for frame in (en, zh):  # every header names one column
+        assert not any(c.endswith(".1") for c in frame.columns), list(frame.columns)
     wb = load_workbook(folder / "regions-zh.xlsx", read_only=True)
     assert wb.sheetnames == ["ei", "eqi", "zonal", "changes", "transitions", "profiles"]
     header = [c.value for c in next(wb["ei"].iter_rows(max_row=1))]
