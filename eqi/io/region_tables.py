@@ -146,6 +146,10 @@ def write_region_tables(
         part = main[main["level"] == level].reset_index(drop=True)
         if part.empty:
             continue
+        for col in part.columns:  # booleans with gaps (no interval) stay booleans, NULL where missing
+            values = part[col].dropna()
+            if part[col].dtype == object and len(values) and all(isinstance(v, bool) for v in values):
+                part[col] = part[col].astype("boolean")
         geoms = [geometries[r] for r in part["region"]]
         layers[level] = gpd.GeoDataFrame(part, geometry=geoms, crs="EPSG:4326")
     if layers:
