@@ -8,7 +8,7 @@ reads; ``file.gpkg|layername=NAME`` picks a layer) or a library name:
 ``sichuan:counties``            the 183 counties
 ``sichuan:<selector>[,…]``      units by adcode (``510104``), Chinese name (``锦江区`` or
                                 ``锦江``) or pinyin (``jinjiang``)
-``zones[:<layer>[:<sel>,…]]``   station zone layers of the user library (:mod:`eqi.geo.zones`)
+``zones[:<layer>[:<sel>,…]]``   station zone layers of the user library (:mod:`eqi.geo.zone_layers`)
                                 by id, name, type or parent adcode
 
 Every feature becomes a :class:`Region` in EPSG:4326.  User files are checked and refused, with a
@@ -124,7 +124,7 @@ def load_regions(
     AOIError
         For any problem with the spec or the file, with a message that says what to do.
     """
-    if zones.is_zone_spec(spec):  # station zone layers (eqi.geo.zones, `eqi aoi import --as zones`)
+    if zones.is_zone_spec(spec):  # station zone layers (eqi.geo.zone_layers, `eqi aoi import --as zones`)
         return _zone_regions(str(spec))
     if isinstance(spec, Path) or not _is_library_spec(spec):
         return _load_file(str(spec), name_field=name_field, where=where)

@@ -38,7 +38,7 @@ from shapely.geometry import box
 
 from eqi.errors import InputError
 from eqi.geo.regions import Region, list_library, load_regions
-from eqi.geo.zones import is_zone_spec, read_zone_file
+from eqi.geo.zone_layers import is_zone_spec, read_zone_file
 from eqi.io import landcover_tables
 from eqi.io import tables as tabular
 from eqi.io.atomic import atomic_write_json, scratch_dir, sha256_file
