@@ -26,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 archive_app = typer.Typer(no_args_is_help=True, help="Index delivered scenes into a searchable archive.")
-aoi_app = typer.Typer(no_args_is_help=True, help="The AOI library (Sichuan province, prefectures, counties).")
+aoi_app = typer.Typer(no_args_is_help=True, help="The AOI library (Sichuan province, prefectures, counties) and zone layers.")
 app.add_typer(archive_app, name="archive")
 app.add_typer(aoi_app, name="aoi")
 
@@ -141,6 +141,7 @@ def validate(
 
     cfg = _build_config(config, source=None, collections=None, aoi=None, year=None,
                         season=None, crs=None, resolution=None, products=None, out=None)
+    _validate_assessment(cfg)
     resolve_collections(cfg.source, cfg.collections)
     names = expand_products(cfg.products)
     regions = load_regions(cfg.aoi, name_field=cfg.aoi_name_field)
@@ -154,6 +155,20 @@ def validate(
     else:
         _echo(f"source {cfg.source}: archive readable")
     _echo(f"ok: {len(regions)} region(s) x {len(cfg.years)} year(s); products {', '.join(names)}")
+
+
+def _validate_assessment(cfg: Any) -> None:
+    """Tabular inputs and zone layers of the regional assessment (products ei/eqi)."""
+    from eqi.pipeline.assess_stage import check_inputs
+    from eqi.products import assessments
+
+    if not assessments(cfg.products) and not cfg.assess.tables and not cfg.assess.zones:
+        return
+    tables = check_inputs(cfg.assess.model_dump(mode="json"))
+    for family, frame in sorted(tables.items()):
+        _echo(f"table {family}: {frame.attrs['source']} ({len(frame)} row(s)) ok")
+    if not cfg.assess.tables:
+        _echo("tables: none given (assess.tables): EI and EQI will be incomplete, naming the missing inputs")
 
 
 @app.command()
@@ -252,13 +267,36 @@ def archive_index(
 def aoi_list(
     level: Annotated[str | None, typer.Option("--level", help="province, prefecture or county")] = None,
 ) -> None:
-    """List the regions in the built-in library."""
+    """List the regions in the built-in library and the zone layers of the user library."""
     from eqi.geo.regions import list_library
+    from eqi.geo.zone_layers import list_zone_layers
 
     for row in list_library():
         if level and level not in str(row.get("level", "")):
             continue
         _echo("\t".join(str(row.get(k, "")) for k in ("library_name", "adcode", "name", "pinyin", "level")))
+    if level and level not in "zone":
+        return
+    for row in list_zone_layers():
+        _echo("\t".join([row["spec"], f"{row['features']} zone(s)", row["types"], "zone", row["source"]]))
+
+
+@aoi_app.command("import")
+def aoi_import(
+    file: Annotated[Path, typer.Argument(help="vector file of zones (id, name, type, optional parent_adcode)")],
+    as_: Annotated[str, typer.Option("--as", help="what the file holds: zones")] = "zones",
+    name: Annotated[str | None, typer.Option("--name", help="layer name in the library (default: file stem)")] = None,
+    layer: Annotated[str | None, typer.Option("--layer", help="layer of a multi-layer file")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="overwrite a layer of the same name")] = False,
+) -> None:
+    """Validate a zone layer and add it to the user library (EQI_AOI_LIBRARY or the user data folder)."""
+    from eqi.geo.zone_layers import import_zones, read_zone_file
+
+    if as_ != "zones":
+        raise ConfigError(f"--as {as_}: only 'zones' layers can be imported (docs/zones.md)")
+    path = import_zones(file, name=name, layer=layer, replace=replace)
+    n = len(read_zone_file(path))
+    _echo(f"imported {n} zone(s) as '{'zones:' + path.stem}' into {path.parent}")
 
 
 @aoi_app.command("show")

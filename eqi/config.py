@@ -27,6 +27,8 @@ __all__ = [
     "CompositeConfig",
     "RseiOptions",
     "LandcoverOptions",
+    "UncertaintyOptions",
+    "AssessOptions",
     "RunConfig",
     "load_config",
     "merge_overrides",
@@ -186,6 +188,33 @@ class DaskOptions(BaseModel):
     scheduler: str | None = Field(None, description="address of a running Dask scheduler, tcp://host:port")
 
 
+class UncertaintyOptions(BaseModel):
+    """Monte-Carlo of the regional EI/EQI intervals (docs/tables.md, Uncertainty)."""
+
+    model_config = ConfigDict(extra="forbid")
+    draws: int = Field(200, ge=0, le=100_000, description="Monte-Carlo draws (0: no intervals; ~1.5 ms per region, year and draw)")
+    seed: int = 0
+    level: float = Field(0.95, gt=0, lt=1, description="coverage of the interval")
+
+
+class AssessOptions(BaseModel):
+    """The regional assessment (products ``ei``, ``eqi``; issue 8, docs/tables.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    tables: str | None = Field(
+        None, description="folder of CSV/XLSX tabular inputs or one workbook (docs/tabular-inputs.md)"
+    )
+    rivers: str | None = Field(None, description="river centreline layer (WNDI river length)")
+    zones: list[str] = Field(default_factory=list, description="zone layers (zones:<layer>[:sel]) or files")
+    levels: list[Literal["province", "prefecture", "county", "zone"]] = Field(
+        default_factory=lambda: ["province", "prefecture", "county", "zone"]
+    )
+    min_coverage: float = Field(
+        0.9, ge=0, le=1, description="share of a region with valid land cover needed to evaluate it"
+    )
+    uncertainty: UncertaintyOptions = Field(default_factory=UncertaintyOptions)
+
+
 class RunConfig(BaseModel):
     """Everything a run needs.  Paths are resolved relative to the config file."""
 
@@ -231,6 +260,7 @@ class RunConfig(BaseModel):
     simulated: bool = False
     title: str | None = None
     dask: DaskOptions = Field(default_factory=DaskOptions)
+    assess: AssessOptions = Field(default_factory=AssessOptions)
 
     @field_validator("years")
     @classmethod
@@ -331,6 +361,16 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             if "://" not in landcover[key] and not ref.is_absolute():
                 landcover = {**landcover, key: str((base / ref).resolve())}
                 data["landcover"] = landcover
+    assess = data.get("assess")
+    if isinstance(assess, dict):  # tabular inputs, rivers and zone files: relative to the config
+        assess = dict(assess)
+        for key in ("tables", "rivers"):
+            if isinstance(assess.get(key), str) and "://" not in assess[key] and not Path(assess[key]).expanduser().is_absolute():
+                assess[key] = str((base / Path(assess[key]).expanduser()).resolve())
+        if isinstance(assess.get("zones"), list):
+            assess["zones"] = [str((base / z).resolve()) if isinstance(z, str) and not z.startswith("zones") and Path(z).suffix and not Path(z).is_absolute() else z
+                               for z in assess["zones"]]  # fmt: skip
+        data["assess"] = assess
     for key in ("source", "aoi", "out"):
         value = data.get(key)
         if isinstance(value, str) and value and _is_path_like(key, value):
@@ -375,6 +415,9 @@ def merge_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 
 def config_hash(config: RunConfig) -> str:
     """Short stable hash of the settings that change results (not the output folder)."""
-    payload = config.model_dump(mode="json", exclude={"out", "title", "dask"})  # where it runs: no result
+    payload = config.model_dump(mode="json", exclude={"out", "title", "dask", "assess"})  # where it runs: no result
+    # the regional assessment (products ei/eqi, assess options) has its own task id: asking for it,
+    # or changing its tables, does not redo the region rasters
+    payload["products"] = [p for p in payload["products"] if str(p).strip().lower() not in ("ei", "eqi")]
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

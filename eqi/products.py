@@ -41,6 +41,8 @@ __all__ = [
     "register",
     "product",
     "expand_products",
+    "ASSESSMENTS",
+    "assessments",
     "requirements",
     "bands_for",
     "spec_for",
@@ -156,7 +158,7 @@ def product(name: str) -> Product:
     try:
         return REGISTRY[name]
     except KeyError:
-        known = ", ".join(["composite", *(n for n, p in REGISTRY.items() if not p.internal)])
+        known = ", ".join(["composite", *(n for n, p in REGISTRY.items() if not p.internal), *ASSESSMENTS])
         raise ConfigError(f"unknown product '{name}'; known products: {known}") from None
 
 
@@ -309,6 +311,16 @@ for _entry in (
 # ------------------------------------------------------------------------------ queries
 
 
+# Regional assessments (eqi.pipeline.assess_stage): not rasters, but indices per region computed
+# from the area mosaics of these products (and tabular inputs); asking for one brings them.
+ASSESSMENTS: dict[str, tuple[str, ...]] = {"ei": ("ndvi", "landcover"), "eqi": ("fvc", "landcover")}
+
+
+def assessments(requested: Iterable[str]) -> list[str]:
+    """The regional assessments (``ei``, ``eqi``) among requested product names, in order."""
+    return list(dict.fromkeys(n.strip().lower() for n in requested if n.strip().lower() in ASSESSMENTS))
+
+
 def expand_products(requested: Iterable[str]) -> list[str]:
     """Validate product names and expand ``composite`` into the reflectance bands.
 
@@ -324,6 +336,8 @@ def expand_products(requested: Iterable[str]) -> list[str]:
             names.extend(COMPOSITE_BANDS)
         elif name == "trend":  # per-pixel trends over the years (eqi.pipeline.trend_stage), not a raster
             continue
+        elif name in ASSESSMENTS:  # regional indices (issue 8): the rasters they are computed from
+            names.extend(ASSESSMENTS[name])
         elif name in ALIASES and name not in REGISTRY:  # an extra band (coastal, rededge1, ...)
             names.append(name)
         elif name in REGISTRY and REGISTRY[name].internal:

@@ -8,6 +8,8 @@ reads; ``file.gpkg|layername=NAME`` picks a layer) or a library name:
 ``sichuan:counties``            the 183 counties
 ``sichuan:<selector>[,…]``      units by adcode (``510104``), Chinese name (``锦江区`` or
                                 ``锦江``) or pinyin (``jinjiang``)
+``zones[:<layer>[:<sel>,…]]``   station zone layers of the user library (:mod:`eqi.geo.zone_layers`)
+                                by id, name, type or parent adcode
 
 Every feature becomes a :class:`Region` in EPSG:4326.  User files are checked and refused, with a
 message that says what to do, when they are missing, unreadable, empty, lack a CRS, hold
@@ -40,6 +42,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
 from eqi.errors import AOIError
+from eqi.geo import zone_layers as zones
 from eqi.resources import aoi_dir
 
 __all__ = ["Region", "load_regions", "list_library", "LIBRARY"]
@@ -121,9 +124,21 @@ def load_regions(
     AOIError
         For any problem with the spec or the file, with a message that says what to do.
     """
+    if zones.is_zone_spec(spec):  # station zone layers (eqi.geo.zone_layers, `eqi aoi import --as zones`)
+        return _zone_regions(str(spec))
     if isinstance(spec, Path) or not _is_library_spec(spec):
         return _load_file(str(spec), name_field=name_field, where=where)
     return _load_library(spec, where=where)
+
+
+def _zone_regions(spec: str) -> list[Region]:
+    frame = zones.load_zones(spec)
+    out = []
+    for rec, geom in zip(frame.drop(columns=frame.geometry.name).to_dict("records"), frame.geometry, strict=True):
+        attrs = {"level": "zone", "adcode": "", "name": rec["name"], "zone_id": rec["id"], "zone_type": rec["type"],
+                 "zone_layer": rec["zone_layer"], "parent_adcode": rec["parent_adcode"] or ""}  # fmt: skip
+        out.append(Region(rec["region"], shapely.force_2d(geom), "EPSG:4326", attrs))
+    return out
 
 
 def _is_library_spec(spec: str) -> bool:

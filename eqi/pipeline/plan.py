@@ -15,6 +15,7 @@ Output layout::
     OUT/areas/<area>/models/                  fitted models (JSON, classifier pickle)
     OUT/areas/<area>/<year>/<tile>/           fitted products per tile + item.json
     OUT/areas/<area>/<year>/<product>.vrt     the area mosaic of each product
+    OUT/areas/<area>/tables/                  regional tables (ei/eqi; docs/tables.md), assessment.json
     OUT/<region>/<year>/<product>.tif|.vrt    clipped COG (+ .qml) and mosaic per region, item.json
     OUT/areas/<area>/trends/<first>-<last>/   per-pixel trends (eqi.pipeline.trend_stage), summary.json
     OUT/<region>/trends/<first>-<last>/       trends clipped per region, summary.json (km² per class)
@@ -41,7 +42,7 @@ from eqi.io.stac import eqi_version
 from eqi.params import Param, Profile
 from eqi.pipeline.masking import mask_profile
 from eqi.pipeline.tasks import params_hash
-from eqi.products import REGISTRY, expand_products, requirements
+from eqi.products import REGISTRY, assessments, expand_products, requirements
 from eqi.resources import PROFILE_NAMES, load_profile
 from eqi.science.mask import MaskRules
 
@@ -290,6 +291,8 @@ def build_plan(config: RunConfig, *, regions: Sequence[Region] | None = None,
         "simulated": config.simulated,
         "title": config.title or "eqi outputs",
         "resampling": _resampling_note(config.resampling, native),
+        "assessments": assessments(config.products),  # regional indices (eqi.pipeline.assess_stage)
+        "assess": config.assess.model_dump(mode="json"),
     }
     return Plan(
         out=Path(config.out), area=area, stack=stack, years=tuple(config.years), outputs=tuple(outputs),

@@ -35,6 +35,7 @@ from eqi.io import landcover_tables
 from eqi.io.catalog import is_sentinelhub_source, load_items, open_catalog, save_items
 from eqi.io.landcover_reference import item_for_raster, load_reference, reference_items
 from eqi.io.stac import update_catalog
+from eqi.pipeline.assess_stage import check_inputs, run_assess
 from eqi.pipeline.cluster import current_client
 from eqi.pipeline.fit import fit_model, landcover_map_accuracy, load_model, model_done
 from eqi.pipeline.lock import RunLock
@@ -44,7 +45,7 @@ from eqi.pipeline.tasks import check_done, params_hash
 from eqi.pipeline.tile_stage import YearScenes, tile_reference_loader
 from eqi.pipeline.tile_tasks import TileJob, run_tile_jobs
 from eqi.pipeline.trend_stage import run_trends, wants_trends
-from eqi.products import REGISTRY, ClassEntry
+from eqi.products import REGISTRY, ClassEntry, assessments
 from eqi.sensors import identify_sensor
 
 __all__ = ["Task", "TaskResult", "plan", "run", "search_area"]
@@ -280,6 +281,10 @@ def run(
     error (bad input, exit 2) is raised instead.
     """
     regions = load_regions(config.aoi, name_field=config.aoi_name_field)
+    # --- regional assessment (issue 8): tabular inputs and zones checked before anything is written
+    if assessments(config.products):
+        check_inputs(config.assess.model_dump(mode="json"))
+    # --- end regional assessment
     # one evaluation area (models fitted once for all regions), or each region its own when asked
     areas = [[r] for r in regions] if config.fit_scope == "region" else [regions]
     plans = [build_plan(config, regions=area) for area in areas]
@@ -294,6 +299,7 @@ def run(
             results += _run_locked(p, catalog, overwrite=overwrite, progress=progress)
             if wants_trends(config.products):  # per-pixel trends over the years (issue 8)
                 run_trends(p, overwrite=overwrite, progress=progress)
+            run_assess(p, overwrite=overwrite, progress=progress)  # regional assessment (issue 8)
         update_catalog(config.out, plans[0].options.get("title", "eqi outputs"))
     failed = [r for r in results if r.status == "failed"]
     if failed and len(failed) == len(results) and all(r.error is not None for r in failed):
