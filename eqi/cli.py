@@ -1,7 +1,9 @@
 """The ``eqi`` command line.
 
 Exit codes: 0 all done; 1 some tasks failed (named); 2 bad usage, config or input; 75 another run
-holds the lock.  User mistakes end with one clear message and no traceback.
+holds the lock.  User mistakes end with one clear message and no traceback.  ``eqi run`` never
+prompts, logs through :mod:`eqi.io.logs` (``--log-file``, ``--log-format json``; secrets redacted)
+and ends with one summary line, the last line it writes (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from eqi.errors import EXIT_BAD_INPUT, ConfigError, EqiError
+from eqi.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_TASKS_FAILED, ConfigError, EqiError
 
 app = typer.Typer(
     add_completion=False,
@@ -29,6 +31,10 @@ archive_app = typer.Typer(no_args_is_help=True, help="Index delivered scenes int
 aoi_app = typer.Typer(no_args_is_help=True, help="The AOI library (Sichuan province, prefectures, counties) and zone layers.")
 app.add_typer(archive_app, name="archive")
 app.add_typer(aoi_app, name="aoi")
+
+
+log = logging.getLogger("eqi.cli")
+progress_log = logging.getLogger("eqi.progress")
 
 
 def _echo(message: str) -> None:
@@ -49,6 +55,18 @@ def _heavy_imports() -> Iterator[None]:
     finally:
         gc.freeze()
         gc.enable()
+
+
+def _log_progress(message: str) -> None:
+    progress_log.info(message)
+
+
+def _bar_and_log(shown: Any) -> Any:
+    def report(message: str) -> None:
+        shown(message)
+        progress_log.info(message, extra={"eqi_console": False})  # the bar printed it already
+
+    return report
 
 
 def _parse_years(text: str) -> list[int]:
@@ -126,6 +144,8 @@ ResOpt = Annotated[float | None, typer.Option("--resolution", help="pixel size i
 ProductsOpt = Annotated[str | None, typer.Option("--products", help="comma-separated: composite,count,ndvi,...")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="output folder")]
 S2OffsetOpt = Annotated[int | None, typer.Option("--s2-boa-offset", help="state the Sentinel-2 BOA offset (0 or -1000) for items that lack it")]
+LogFileOpt = Annotated[Path | None, typer.Option("--log-file", help="append the log to this file (config 'log: {file: ...}'); the console then shows only warnings, errors and the summary")]
+LogFormatOpt = Annotated[str | None, typer.Option("--log-format", help="text or json (one JSON object a line: time, level, logger, message, task fields); config 'log: {format: ...}'")]
 NoMaskOpt = Annotated[bool, typer.Option("--no-cloud-mask", help="accept scenes without their cloud-mask band (QA_PIXEL / SCL); their clouds are not masked")]
 
 
@@ -230,25 +250,106 @@ def run(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="recompute tasks that are already done")] = False,
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="use an existing Dask cluster, tcp://host:port")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="local cluster of N worker processes")] = None,
+    force: Annotated[bool, typer.Option("--force", help="accept a plan beyond plan_checks (pixel count, grid much finer than the scenes, free disk) knowingly")] = False,
+    log_file: LogFileOpt = None,
+    log_format: LogFormatOpt = None,
 ) -> None:
-    """Compute the products for every region x year of a config (or of ad-hoc flags)."""
+    """Compute the products for every region x year of a config (or of ad-hoc flags).
+
+    Non-interactive (cron, systemd): ends with one summary line and exit code 0 (all done),
+    1 (some tasks failed, named), 2 (bad config, input or plan) or 75 (another run holds the lock).
+    """
+    from eqi.io.logs import configure_logging
+
+    if log_format not in (None, "text", "json"):
+        configure_logging()
+        return _run_failed(ConfigError(f"--log-format must be text or json, got {log_format!r}"), None)
+    try:
+        configure_logging(log_file=log_file, fmt=log_format or "text")  # type: ignore[arg-type]
+    except ConfigError as exc:
+        configure_logging()
+        return _run_failed(exc, None)
+    try:
+        results, cfg = _run(config, dict(source=source, collections=collections, aoi=aoi, year=year,
+                                         season=season, crs=crs, resolution=resolution, products=products,
+                                         out=out, s2_boa_offset=s2_boa_offset, no_cloud_mask=no_cloud_mask),
+                            dry_run=dry_run, overwrite=overwrite, scheduler=scheduler, workers=workers,
+                            force=force, log_file=log_file, log_format=log_format)  # fmt: skip
+    except EqiError as exc:
+        return _run_failed(exc, getattr(exc, "summary", None))
+    except (KeyboardInterrupt, SystemExit, typer.Exit):
+        raise
+    except Exception as exc:  # an internal error: the traceback goes to the log, then the summary
+        log.exception("internal error: %s: %s", type(exc).__name__, exc)
+        _summary(EXIT_TASKS_FAILED, None)
+        raise typer.Exit(EXIT_TASKS_FAILED) from None
+    if not dry_run:
+        from eqi.pipeline.run import summarize
+
+        _summary(EXIT_OK, summarize(results), f"outputs in {cfg.out}")
+
+
+def _run(config: Path | None, flags: dict[str, Any], *, dry_run: bool, overwrite: bool, scheduler: str | None,
+         workers: int | None, force: bool, log_file: Path | None, log_format: str | None) -> tuple[list[Any], Any]:
+    from eqi.io.logs import configure_logging
+
     with _heavy_imports():
         from eqi.io.catalog import resolve_collections
         from eqi.pipeline.cluster import dask_context
         from eqi.pipeline.run import run as run_job
 
-    cfg = _build_config(config, source=source, collections=collections, aoi=aoi, year=year,
-                        season=season, crs=crs, resolution=resolution, products=products, out=out,
-                        s2_boa_offset=s2_boa_offset, no_cloud_mask=no_cloud_mask)
+    cfg = _build_config(config, **flags)
+    if cfg.log.file is not None or cfg.log.format != "text" or cfg.log.level != "info":
+        # flags beat the config file
+        configure_logging(log_file=log_file or cfg.log.file, fmt=log_format or cfg.log.format,  # type: ignore[arg-type]
+                          level=cfg.log.level)  # fmt: skip
     cfg = cfg.model_copy(update={"collections": resolve_collections(cfg.source, cfg.collections)})
     # --scheduler wins over dask.scheduler of the config; --workers alone means a local cluster
     scheduler = scheduler or (None if workers else cfg.dask.scheduler)
-    with dask_context(scheduler, workers), _progress() as progress:
-        results = run_job(cfg, overwrite=overwrite, dry_run=dry_run, progress=progress)
-    if not dry_run:
-        done = sum(r.status == "done" for r in results)
-        skipped = sum(r.status == "skipped" for r in results)
-        _echo(f"finished: {done} computed, {skipped} skipped; outputs in {cfg.out}")
+    with dask_context(scheduler, workers), _progress() as shown:
+        # no terminal (cron, pipes): progress lines are log records; on a terminal the progress bar
+        # shows them and the log file (if any) gets them too
+        progress = _log_progress if shown is _echo else _bar_and_log(shown)
+        results = run_job(cfg, overwrite=overwrite, dry_run=dry_run, force=force, progress=progress)
+    return results, cfg
+
+
+def _summary(code: int, summary: Any, note: str = "") -> None:
+    """The last line of a run: exit code, counts, failed tasks (a log record sent to stdout)."""
+    counts = summary.line() if summary is not None else "no task run"
+    fields = {"eqi_exit_code": code, "eqi_stream": "stdout",
+              "eqi_summary": summary.as_dict() if summary is not None else {"done": 0, "skipped": 0, "failed": 0, "failed_tasks": []}}  # fmt: skip
+    level = logging.INFO if code == EXIT_OK else logging.ERROR
+    log.log(level, "summary: exit %d: %s%s", code, counts, f"; {note}" if note else "", extra=fields)
+
+
+def _run_failed(exc: EqiError, summary: Any) -> None:
+    log.error("%s", exc, extra={"eqi_exit_code": exc.exit_code})
+    _summary(exc.exit_code, summary)
+    raise typer.Exit(exc.exit_code)
+
+
+@app.command()
+def status(
+    out: Annotated[Path, typer.Argument(help="output folder of an eqi run")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the status as one JSON object")] = False,
+) -> None:
+    """List the tasks of the last run on OUT: done, failed (with the error), pending.
+
+    Exit code 0 when no task failed, 1 when some did, 2 when OUT is not an eqi output folder.
+    """
+    import json
+
+    from eqi.pipeline.status import format_status, read_status
+
+    info = read_status(out.resolve())
+    if as_json:
+        _echo(json.dumps(info, ensure_ascii=False, default=str))
+    else:
+        for line in format_status(info):
+            _echo(line)
+    if info["counts"]["failed"]:
+        raise typer.Exit(EXIT_TASKS_FAILED)
 
 
 @archive_app.command("index")
@@ -426,7 +527,9 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: map eqi errors to exit codes and one-line messages."""
     import click
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from eqi.io.logs import configure_logging
+
+    configure_logging()
     # odc-loader logs every failed read; eqi reports the failure itself, once, with advice
     logging.getLogger("odc.loader").setLevel(logging.CRITICAL)
     # urllib3 logs each retry; a final failure is reported once by eqi with what to do
@@ -437,9 +540,9 @@ def main(argv: list[str] | None = None) -> None:
 
     warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except EqiError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        log.error("%s", exc)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         typer.echo("aborted", err=True)
@@ -450,6 +553,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

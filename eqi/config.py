@@ -29,6 +29,8 @@ __all__ = [
     "LandcoverOptions",
     "UncertaintyOptions",
     "AssessOptions",
+    "LogConfig",
+    "PlanChecks",
     "RunConfig",
     "load_config",
     "merge_overrides",
@@ -215,6 +217,34 @@ class AssessOptions(BaseModel):
     uncertainty: UncertaintyOptions = Field(default_factory=UncertaintyOptions)
 
 
+class LogConfig(BaseModel):
+    """Where the run logs (flags ``--log-file`` / ``--log-format`` override these)."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: Path | None = Field(None, description="log file, appended to (relative: to the config file)")
+    format: Literal["text", "json"] = Field("text", description="'json': one JSON object a line")
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class PlanChecks(BaseModel):
+    """Limits the plan is checked against before anything is computed (docs/operations.md);
+    ``eqi run --force`` accepts a plan beyond ``max_pixels`` / ``max_upsampling`` / free disk."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_pixels: float = Field(
+        2e10, gt=0, description="pixels of the area's tiles per year (Sichuan at 10 m: about 5e9)"
+    )
+    max_upsampling: float = Field(
+        4.0, ge=1, description="largest ratio of the finest native pixel size of the collections "
+        "to the run's pixel size (Landsat 30 m at 7.5 m = 4)",
+    )
+    disk_factor: float = Field(
+        1.0, gt=0, description="multiplies the uncompressed size estimate of the outputs (COGs "
+        "are DEFLATE-compressed, so 1.0 is an upper bound for most products)",
+    )
+    disk_reserve_gb: float = Field(1.0, ge=0, description="GB to leave free beyond the estimate")
+
+
 class RunConfig(BaseModel):
     """Everything a run needs.  Paths are resolved relative to the config file."""
 
@@ -261,6 +291,8 @@ class RunConfig(BaseModel):
     title: str | None = None
     dask: DaskOptions = Field(default_factory=DaskOptions)
     assess: AssessOptions = Field(default_factory=AssessOptions)
+    log: LogConfig = Field(default_factory=LogConfig)
+    plan_checks: PlanChecks = Field(default_factory=PlanChecks)
 
     @field_validator("years")
     @classmethod
@@ -335,13 +367,57 @@ class RunConfig(BaseModel):
         return crs_string(self.crs)
 
 
-def _format_validation(exc: ValidationError, origin: str) -> str:
+def _format_validation(
+    exc: ValidationError, origin: str, lines_of: dict[tuple[Any, ...], int] | None = None,
+    flags: set[str] | None = None,
+) -> str:
+    """One line per error: the field's dotted path, where it was set (the YAML line, or the
+    command line), and pydantic's message."""
     lines = [f"invalid configuration ({origin}):"]
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = tuple(err["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"  {where}: {msg}")
+        lines.append(f"  {where}{_where_set(loc, lines_of, flags, err['type'])}: {msg}")
     return "\n".join(lines)
+
+
+def _where_set(loc: tuple[Any, ...], lines_of: dict[tuple[Any, ...], int] | None,
+               flags: set[str] | None, kind: str) -> str:
+    if loc and flags and loc[0] in flags:
+        return " (from the command line)"
+    if lines_of is None:
+        return ""
+    for n in range(len(loc), 0, -1):  # the deepest node the file has (a missing key: its parent)
+        line = lines_of.get(loc[:n])
+        if line is not None:
+            return f" (line {line})" if n == len(loc) or kind != "missing" else f" (missing in the mapping at line {line})"
+    return " (not in the file)" if kind == "missing" else ""
+
+
+def yaml_lines(text: str) -> dict[tuple[Any, ...], int]:
+    """1-based line of every key and value of a YAML document, by its path (``("mask",
+    "buffer_px")``, ``("years", 0)``); the root mapping is ``()``.  Keys give their own line."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    out: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: Any, path: tuple[Any, ...]) -> None:
+        out.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, key.value)
+                out[sub] = key.start_mark.line + 1
+                walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, value in enumerate(node.value):
+                walk(value, (*path, i))
+
+    if root is not None:
+        walk(root, ())
+    return out
 
 
 def _is_path_like(key: str, value: str) -> bool:
@@ -371,6 +447,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             assess["zones"] = [str((base / z).resolve()) if isinstance(z, str) and not z.startswith("zones") and Path(z).suffix and not Path(z).is_absolute() else z
                                for z in assess["zones"]]  # fmt: skip
         data["assess"] = assess
+    log = data.get("log")
+    if isinstance(log, dict) and isinstance(log.get("file"), str) and not Path(log["file"]).expanduser().is_absolute():
+        data["log"] = {**log, "file": str((base / Path(log["file"]).expanduser()).resolve())}
     for key in ("source", "aoi", "out"):
         value = data.get(key)
         if isinstance(value, str) and value and _is_path_like(key, value):
@@ -380,12 +459,19 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     return data
 
 
-def build_config(data: dict[str, Any], origin: str = "flags") -> RunConfig:
-    """Validate a mapping into a :class:`RunConfig`, raising :class:`ConfigError`."""
+def build_config(
+    data: dict[str, Any], origin: str = "flags", *, lines: dict[tuple[Any, ...], int] | None = None,
+    flags: set[str] | None = None,
+) -> RunConfig:
+    """Validate a mapping into a :class:`RunConfig`, raising :class:`ConfigError`.
+
+    ``lines`` (:func:`yaml_lines`) lets each error name the YAML line of its field; ``flags``
+    are the top-level keys set on the command line (named as such instead).
+    """
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation(exc, origin)) from None
+        raise ConfigError(_format_validation(exc, origin, lines, flags)) from None
 
 
 def load_config(path: Path, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -393,15 +479,17 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> RunConfi
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
+    text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings")
     data = _resolve_paths(data, path.parent.resolve())
     data = merge_overrides(data, overrides or {})
-    return build_config(data, origin=str(path))
+    flags = {k for k, v in (overrides or {}).items() if v is not None}
+    return build_config(data, origin=str(path), lines=yaml_lines(text), flags=flags)
 
 
 def merge_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -415,7 +503,7 @@ def merge_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 
 def config_hash(config: RunConfig) -> str:
     """Short stable hash of the settings that change results (not the output folder)."""
-    payload = config.model_dump(mode="json", exclude={"out", "title", "dask", "assess"})  # where it runs: no result
+    payload = config.model_dump(mode="json", exclude={"out", "title", "dask", "assess", "log", "plan_checks"})  # where it runs, logs, checks: no result
     # the regional assessment (products ei/eqi, assess options) has its own task id: asking for it,
     # or changing its tables, does not redo the region rasters
     payload["products"] = [p for p in payload["products"] if str(p).strip().lower() not in ("ei", "eqi")]

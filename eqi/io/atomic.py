@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from eqi.io.redact import redact
+
 __all__ = [
     "TEMP_MARKER",
     "json_default",
@@ -139,8 +141,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` atomically; return ``path``."""
-    return atomic_write_bytes(path, text.encode(encoding))
+    """Write ``text`` to ``path`` atomically, secrets redacted (:func:`eqi.io.redact.redact`:
+    signed-URL signatures, tokens, registered secrets); return ``path``."""
+    return atomic_write_bytes(path, redact(text).encode(encoding))
 
 
 def atomic_write_json(path: str | os.PathLike[str], data: Any, *, indent: int = 2) -> Path:

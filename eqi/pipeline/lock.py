@@ -5,15 +5,32 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import logging
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 from eqi.errors import LockHeldError
 
-__all__ = ["RunLock", "LOCK_NAME"]
+__all__ = ["RunLock", "LOCK_NAME", "pid_alive"]
 
 LOCK_NAME = ".eqi.lock"
+
+log = logging.getLogger("eqi.lock")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (signal 0; a process of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OSError, OverflowError, ValueError):
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -25,7 +42,11 @@ class RunLock:
 
     Uses ``fcntl.flock(LOCK_EX | LOCK_NB)`` on the lock file.  The kernel releases a flock when the
     file descriptor is closed, which includes the death of the holding process (even by SIGKILL),
-    so a lock file left behind by a crashed run never blocks: only a live holder does.  The file
+    so a lock file left behind by a crashed run never blocks: only a live holder does.  A clean
+    release records ``released`` in the file; a lock file without it names a run that ended
+    without releasing (killed, crashed, host rebooted).  Taking such a stale lock over logs a
+    warning naming the dead holder (pid, host, start) -- its unfinished tasks are recomputed,
+    since only finished tasks have their done markers.  The file
     is therefore not deleted on release (deleting would let a waiter lock an unlinked inode while
     a third process creates and locks a new file); it keeps the last holder's pid/host/start time
     for diagnostics.  flock is not reliable on some network filesystems; keep OUT on local disk
@@ -41,6 +62,7 @@ class RunLock:
         self.out_root = Path(out_root)
         self.path = self.out_root / LOCK_NAME
         self._fd: int | None = None
+        self.previous: dict[str, Any] | None = None  # the last holder's record, read on acquire
 
     @property
     def held(self) -> bool:
@@ -67,10 +89,12 @@ class RunLock:
         except BaseException:
             os.close(fd)
             raise
+        self.previous = _read_info(fd)
+        _warn_if_stale(self.previous, self.path)
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "started": _now(),
         }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
@@ -85,6 +109,10 @@ class RunLock:
             return
         fd, self._fd = self._fd, None
         try:
+            with contextlib.suppress(OSError, ValueError):
+                info = {**(_read_info(fd) or {}), "released": _now()}
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
@@ -98,6 +126,34 @@ class RunLock:
     def __del__(self) -> None:  # pragma: no cover - safety net
         with contextlib.suppress(Exception):
             self.release()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def _read_info(fd: int) -> dict[str, Any] | None:
+    """The JSON record in the lock file, or None (empty, or not ours)."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "null")
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _warn_if_stale(info: dict[str, Any] | None, path: Path) -> None:
+    """Warn when the lock file names a holder that ended without releasing the lock."""
+    if not info or "released" in info or "pid" not in info:
+        return
+    pid, host = info.get("pid"), info.get("host")
+    who = f"pid {pid} on host {host}, started {info.get('started')}"
+    if host == socket.gethostname():
+        state = "is no longer running" if not pid_alive(int(pid)) else "no longer holds it (pid reused)"
+        log.warning("taking over the stale lock %s: the run that held it (%s) %s; its unfinished "
+                    "tasks are recomputed", path, who, state)  # fmt: skip
+    else:
+        log.warning("taking over the lock %s of a run on another host (%s), which did not release "
+                    "it and no longer holds the flock; make sure that run has ended", path, who)  # fmt: skip
 
 
 def _read_holder(fd: int) -> str:

@@ -8,9 +8,13 @@ Stages, each restartable by its own done markers (see :mod:`eqi.pipeline.plan` f
 4. tile x year: fitted products applied;
 5. region x year: mosaics (VRT) and clipped COGs, ``item.json`` last.
 
-A rerun skips what is done unless ``overwrite``; ``dry_run`` prints the plan.  A lock keeps two
-runs off one output folder.  A region whose tiles or models failed is reported failed; the others
-complete (exit code 1), and a rerun computes only what is missing.
+A rerun skips what is done unless ``overwrite``; ``dry_run`` prints the plan.  Before the output
+folder is created, the plan is checked (:func:`eqi.pipeline.checks.check_plan`: output folder,
+grid, pixel count, free disk) and the source opened when a search is needed: a bad plan exits 2
+leaving nothing behind.  A lock keeps two runs off one output folder.  A region whose tiles or
+models failed is reported failed (a failure record beside its item, :mod:`eqi.pipeline.status`);
+the others complete (exit code 1), and a rerun computes only what is missing.  Every run ends
+with a :class:`RunSummary` (also attached to the error a failed run raises, ``exc.summary``).
 """
 
 from __future__ import annotations
@@ -36,11 +40,13 @@ from eqi.io.catalog import is_sentinelhub_source, load_items, open_catalog, save
 from eqi.io.landcover_reference import item_for_raster, load_reference, reference_items
 from eqi.io.stac import update_catalog
 from eqi.pipeline.assess_stage import check_inputs, run_assess
+from eqi.pipeline.checks import PlanLimits, check_plan
 from eqi.pipeline.cluster import current_client
 from eqi.pipeline.fit import fit_model, landcover_map_accuracy, load_model, model_done
 from eqi.pipeline.lock import RunLock
 from eqi.pipeline.plan import Plan, build_plan, native_anchor
 from eqi.pipeline.region_stage import run_apply, run_region, write_area_mosaics
+from eqi.pipeline.status import clear_failure, finish_run_record, write_failure, write_run_record
 from eqi.pipeline.tasks import check_done, params_hash
 from eqi.pipeline.tile_stage import YearScenes, tile_reference_loader
 from eqi.pipeline.tile_tasks import TileJob, run_tile_jobs
@@ -48,7 +54,7 @@ from eqi.pipeline.trend_stage import run_trends, wants_trends
 from eqi.products import REGISTRY, ClassEntry, assessments
 from eqi.sensors import identify_sensor
 
-__all__ = ["Task", "TaskResult", "plan", "run", "search_area"]
+__all__ = ["Task", "TaskResult", "RunSummary", "summarize", "plan", "run", "search_area"]
 
 log = logging.getLogger("eqi.run")
 
@@ -92,6 +98,11 @@ class _LazyCatalog:
 
     def search(self, **kwargs: Any) -> list[pystac.Item]:
         return self.catalog.search(**kwargs)
+
+    def probe(self) -> None:
+        """Open the catalog now (a STAC API: its landing page), raising the source's error."""
+        if hasattr(self.catalog, "client"):
+            _ = self.catalog.client
 
     def materializer(self) -> Any:
         """``materialize(items, geobox, bands)`` for sources without files (Sentinel Hub), else None."""
@@ -273,12 +284,15 @@ def run(
     *,
     overwrite: bool = False,
     dry_run: bool = False,
+    force: bool = False,
     progress: Callable[[str], None] = print,
 ) -> list[TaskResult]:
     """Run every task of ``config``; raise :class:`TaskFailedError` if some failed.
 
     When *no* task could be computed because of the input (an AOI that touches no scene), that
-    error (bad input, exit 2) is raised instead.
+    error (bad input, exit 2) is raised instead.  Either error carries ``summary``
+    (:class:`RunSummary`).  ``force`` accepts a plan beyond ``plan_checks`` (pixels, upsampling,
+    disk); nothing else.
     """
     regions = load_regions(config.aoi, name_field=config.aoi_name_field)
     # --- regional assessment (issue 8): tabular inputs and zones checked before anything is written
@@ -289,11 +303,19 @@ def run(
     areas = [[r] for r in regions] if config.fit_scope == "region" else [regions]
     plans = [build_plan(config, regions=area) for area in areas]
     catalog = _LazyCatalog(config.source)
+    # --- plan checks (issue 11): before the output folder is created or locked, nothing written
+    estimate = check_plan(plans, _limits(config), force=force, overwrite=overwrite)
+    if _needs_source(config, plans, overwrite):
+        catalog.probe()
+    # ---
     if dry_run:
+        progress(f"plan: {estimate.describe()}")
         return [r for p in plans for r in _dry_run(p, overwrite, progress)]
     config.out.mkdir(parents=True, exist_ok=True)
     results: list[TaskResult] = []
     with RunLock(config.out):
+        write_run_record(config.out, [{"task_id": t.id, "region": t.region.name, "year": t.year, "dir": t.dir}
+                                      for p in plans for t in _tasks(p)])  # fmt: skip
         for p in plans:  # areas share the tile store: a tile is still composited once
             p = _resolve_anchor(config, p, catalog, progress)
             results += _run_locked(p, catalog, overwrite=overwrite, progress=progress)
@@ -301,16 +323,98 @@ def run(
                 run_trends(p, overwrite=overwrite, progress=progress)
             run_assess(p, overwrite=overwrite, progress=progress)  # regional assessment (issue 8)
         update_catalog(config.out, plans[0].options.get("title", "eqi outputs"))
+        summary = _record_outcomes(config.out, results)
     failed = [r for r in results if r.status == "failed"]
     if failed and len(failed) == len(results) and all(r.error is not None for r in failed):
         first = failed[0].error
         assert first is not None
         if all(r.error is not None and r.error.exit_code == first.exit_code for r in failed):
+            first.summary = summary  # type: ignore[attr-defined]
             raise first  # nothing could be computed: the input is at fault (exit 2)
     if failed:
         names = ", ".join(f"{r.task.region.name}/{r.task.year}" for r in failed)
-        raise TaskFailedError(f"{len(failed)} of {len(results)} tasks failed: {names}")
+        error = TaskFailedError(f"{len(failed)} of {len(results)} tasks failed: {names}")
+        error.summary = summary  # type: ignore[attr-defined]
+        raise error
     return results
+
+
+# ------------------------------------------------------------------------------ plan checks, summary
+# (issue 11: cron-friendly runs; kept apart from the stages)
+
+
+def _limits(config: RunConfig) -> PlanLimits:
+    c = config.plan_checks
+    return PlanLimits(max_pixels=c.max_pixels, max_upsampling=c.max_upsampling,
+                      disk_factor=c.disk_factor, disk_reserve_bytes=c.disk_reserve_gb * 1e9)  # fmt: skip
+
+
+def _needs_source(config: RunConfig, plans: Sequence[Plan], overwrite: bool) -> bool:
+    """Whether the run will search the catalog (the rules of :func:`_run_locked` and
+    :func:`_year_scenes`): not when every task is done, nor when every year still to compute
+    has its saved search and reuses it."""
+    for p in plans:
+        tasks = _tasks(p)
+        done = {t.id for t in tasks if check_done(t.item, t.id) is None}
+        todo = [t for t in tasks if overwrite or t.id not in done]
+        if not todo:
+            continue
+        years = sorted({t.year for t in todo} | (set(p.years) if p.models else set()))
+        if config.grid_anchor == "auto" and not _search_path(p, p.years[0], p.stack.season).is_file():
+            return True
+        for year in years:
+            reuse = all(t.id in done for t in tasks if t.year == year)
+            seasons = (p.stack.season, *p.options.get("extra_seasons", []))
+            if not reuse or not all(_search_path(p, year, s).is_file() for s in seasons):
+                return True
+    return False
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Counts of a run's region x year tasks and the names (``region/year``) of the failed ones."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"done": self.done, "skipped": self.skipped, "failed": len(self.failed),
+                "failed_tasks": list(self.failed)}  # fmt: skip
+
+    def line(self) -> str:
+        """``3 done, 1 skipped, 1 failed (west/2020)``."""
+        names = f" ({', '.join(self.failed)})" if self.failed else ""
+        return f"{self.done} done, {self.skipped} skipped, {len(self.failed)} failed{names}"
+
+
+def summarize(results: Sequence[TaskResult]) -> RunSummary:
+    """The :class:`RunSummary` of a run's task results."""
+    return RunSummary(
+        done=sum(r.status == "done" for r in results),
+        skipped=sum(r.status == "skipped" for r in results),
+        failed=tuple(f"{r.task.region.name}/{r.task.year}" for r in results if r.status == "failed"),
+    )
+
+
+def _record_outcomes(out: Path, results: Sequence[TaskResult]) -> RunSummary:
+    """Failure records of failed tasks (removed for done ones), a log record per task with its
+    fields, the run record's summary."""
+    for r in results:
+        fields = {"eqi_task": r.task.id, "eqi_region": r.task.region.name, "eqi_year": r.task.year,
+                  "eqi_status": r.status, "eqi_console": False}  # the log file's copy of a progress line
+        if r.status == "failed":
+            code = r.error.exit_code if r.error is not None else TaskFailedError.exit_code
+            write_failure(r.task.dir, r.task.id, region=r.task.region.name, year=r.task.year,
+                          message=r.message, exit_code=code)  # fmt: skip
+            log.error("task %s %s failed: %s", r.task.region.name, r.task.year, r.message, extra=fields)
+        else:
+            clear_failure(r.task.dir)
+            log.info("task %s %s %s", r.task.region.name, r.task.year, r.status,
+                     extra={**fields, "eqi_seconds": round(r.seconds, 3)})  # fmt: skip
+    summary = summarize(results)
+    finish_run_record(out, summary.as_dict())
+    return summary
 
 
 def _dry_run(p: Plan, overwrite: bool, progress: Callable[[str], None]) -> list[TaskResult]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from eqi.errors import ConfigError
+from eqi.io.redact import register_secret
 
 __all__ = [
     "Credentials",
@@ -54,6 +55,9 @@ class Credentials:
     origin: str  # "environment variables SH_CLIENT_ID / SH_CLIENT_SECRET" or "file /path"
     base_url: str | None = None  # deployment named by a credentials file, if any
     token_url: str | None = None
+
+    def __post_init__(self) -> None:
+        register_secret(self.client_secret)  # redacted from every log line and file from now on
 
     def __str__(self) -> str:
         return f"Sentinel Hub client {self.client_id} (from {self.origin})"
