@@ -49,7 +49,7 @@ def _tree_digest(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != ".eqi.lock"
+        if p.is_file() and p.name not in {".eqi.lock", ".eqi-run.json", "eqi-failure.json"}  # run bookkeeping
     }
 
 
