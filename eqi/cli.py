@@ -153,7 +153,7 @@ NoMaskOpt = Annotated[bool, typer.Option("--no-cloud-mask", help="accept scenes 
 def validate(
     config: Annotated[Path, typer.Argument(help="YAML run config")],
 ) -> None:
-    """Check a config, its AOIs and its source before any heavy I/O."""
+    """Check a config, its AOIs, its plan (output folder, grid, pixels, disk) and its source."""
     from eqi.geo.grid import region_geobox
     from eqi.geo.regions import load_regions
     from eqi.io.catalog import open_catalog, resolve_collections
@@ -168,6 +168,9 @@ def validate(
     for region in regions:
         gbox = region_geobox(region.geometry, cfg.crs_string, cfg.resolution)
         _echo(f"region {region.name}: grid {gbox.shape.x} x {gbox.shape.y} px at {cfg.resolution:g} m")
+    from eqi.pipeline.run import check_run_plan
+
+    _echo(f"plan: {check_run_plan(cfg).describe()}")  # output folder, grid, pixels, disk (exit 2)
     catalog = open_catalog(cfg.source)
     if hasattr(catalog, "client"):  # a STAC API: its landing page must answer
         _ = catalog.client

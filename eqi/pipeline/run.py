@@ -40,7 +40,7 @@ from eqi.io.catalog import is_sentinelhub_source, load_items, open_catalog, save
 from eqi.io.landcover_reference import item_for_raster, load_reference, reference_items
 from eqi.io.stac import update_catalog
 from eqi.pipeline.assess_stage import check_inputs, run_assess
-from eqi.pipeline.checks import PlanLimits, check_plan
+from eqi.pipeline.checks import PlanEstimate, PlanLimits, check_plan
 from eqi.pipeline.cluster import current_client
 from eqi.pipeline.fit import fit_model, landcover_map_accuracy, load_model, model_done
 from eqi.pipeline.lock import RunLock
@@ -54,7 +54,7 @@ from eqi.pipeline.trend_stage import run_trends, wants_trends
 from eqi.products import REGISTRY, ClassEntry, assessments
 from eqi.sensors import identify_sensor
 
-__all__ = ["Task", "TaskResult", "RunSummary", "summarize", "plan", "run", "search_area"]
+__all__ = ["Task", "TaskResult", "RunSummary", "summarize", "check_run_plan", "plan", "run", "search_area"]
 
 log = logging.getLogger("eqi.run")
 
@@ -304,7 +304,7 @@ def run(
     plans = [build_plan(config, regions=area) for area in areas]
     catalog = _LazyCatalog(config.source)
     # --- plan checks (issue 11): before the output folder is created or locked, nothing written
-    estimate = check_plan(plans, _limits(config), force=force, overwrite=overwrite)
+    estimate = check_run_plan(config, plans, force=force, overwrite=overwrite)
     if _needs_source(config, plans, overwrite):
         catalog.probe()
     # ---
@@ -341,6 +341,16 @@ def run(
 
 # ------------------------------------------------------------------------------ plan checks, summary
 # (issue 11: cron-friendly runs; kept apart from the stages)
+
+
+def check_run_plan(config: RunConfig, plans: Sequence[Plan] | None = None, *, force: bool = False,
+                   overwrite: bool = False) -> PlanEstimate:
+    """:func:`eqi.pipeline.checks.check_plan` with the config's ``plan_checks`` (writes nothing)."""
+    if plans is None:
+        regions = load_regions(config.aoi, name_field=config.aoi_name_field)
+        plans = [build_plan(config, regions=[r]) for r in regions] if config.fit_scope == "region" else [
+            build_plan(config, regions=regions)]  # fmt: skip
+    return check_plan(plans, _limits(config), force=force, overwrite=overwrite)
 
 
 def _limits(config: RunConfig) -> PlanLimits:
