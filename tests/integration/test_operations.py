@@ -131,15 +131,13 @@ def test_cron_line_exit_codes_json_log_and_summary_last(fixture, tmp_path: Path)
     task = next(r for r in records if r.get("status") == "done")
     assert task["region"] == "aoi" and task["year"] == 2019 and task["task"].startswith("aoi_2019_")
     assert (site / "out" / "aoi" / "2019" / "ndvi.tif").is_file()
-    # rerun: skipped, still 0
-    res, records = _cron_run(fixture, site)
-    assert res.returncode == 0 and _check_records(records, 0)["summary"]["skipped"] == 1
-
-    # 1: a year without scenes fails, named; the other year is done
+    # 1: a year without scenes fails, named; the other year is done (a new task id: the years are
+    # part of the config hash; its tile is reused)
     res, records = _cron_run(fixture, site, years=[2019, 2020])
     assert res.returncode == 1, res.stderr
     last = _check_records(records, 1)
-    assert last["summary"]["failed_tasks"] == ["aoi/2020"] and "aoi/2020" in last["message"]
+    assert last["summary"] == {"done": 1, "skipped": 0, "failed": 1, "failed_tasks": ["aoi/2020"]}
+    assert "aoi/2020" in last["message"]
     assert any(r["level"] == "ERROR" and "aoi/2020" in r["message"] for r in records[:-1])
 
     # 2: a bad config: the error names the field and its YAML line; nothing is computed
@@ -182,10 +180,7 @@ def test_stale_lock_of_a_dead_run_is_taken_over_with_a_warning(fixture, tmp_path
     assert f"pid {pid}" in res.stderr  # and cron mails it
     _check_records(records, 0)
     lock = json.loads((out / ".eqi.lock").read_text())
-    assert lock["pid"] != pid and "released" in lock
-    # a cleanly released lock is not stale: no warning the next time
-    res, records = _cron_run(fixture, site)
-    assert res.returncode == 0 and not any(r["level"] == "WARNING" for r in records)
+    assert lock["pid"] != pid and "released" in lock  # released cleanly: not stale next time (unit test)
 
 
 # ------------------------------------------------------------------------------ bad plans
