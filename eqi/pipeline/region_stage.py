@@ -9,6 +9,7 @@ region (nodata outside), with its QGIS style; ``items.json`` (scenes used), ``me
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -61,6 +62,7 @@ def run_apply(
                         properties={"eqi:tile": str(tile), "eqi:products": sorted(files)},
                         simulated=simulated, checksums=False)  # fmt: skip
     write_item_atomic(item, out_dir / "item.json")
+    gc.collect()  # the tile's arrays sit in reference cycles (xarray, dask): free them now (see tile_tasks)
     return files
 
 
@@ -112,6 +114,8 @@ def run_region(
                         description=spec.description)  # fmt: skip
         da = _clip(open_raster(vrt, chunk=plan.stack.chunk), inside, spec.nodata)
         path = write_product(name, da, out_dir / f"{name}.tif", tags, classes.get(name.split("_p")[0]))
+        del da
+        gc.collect()  # one product's mosaic at a time, whatever the collector's thresholds
         written[name] = AssetInfo(path=path, title=spec.description)
         written[f"{name}_style"] = AssetInfo(path=path.with_suffix(".qml"), title=f"QGIS style of {name}",
                                              roles=("style",), media_type="text/xml")
