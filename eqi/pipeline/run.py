@@ -38,6 +38,7 @@ from eqi.geo.regions import Region, load_regions
 from eqi.io import landcover_tables
 from eqi.io.catalog import is_sentinelhub_source, load_items, open_catalog, save_items
 from eqi.io.landcover_reference import item_for_raster, load_reference, reference_items
+from eqi.io.qgis_project import write_qgis_project
 from eqi.io.stac import update_catalog
 from eqi.pipeline.assess_stage import check_inputs, run_assess
 from eqi.pipeline.checks import PlanEstimate, PlanLimits, check_plan
@@ -107,6 +108,14 @@ class _LazyCatalog:
     def materializer(self) -> Any:
         """``materialize(items, geobox, bands)`` for sources without files (Sentinel Hub), else None."""
         return self.catalog.materialize if is_sentinelhub_source(self.source) else None
+
+
+def _refresh_projects(p: Plan) -> None:
+    """Rewrite the QGIS project of every finished region x year of ``p`` (not an asset of the
+    task item, so the done markers stay valid)."""
+    for task in _tasks(p):
+        if task.item.is_file():
+            write_qgis_project(p.out, task.region, task.year, regions=p.area.regions, area=p.area.slug)
 
 
 def _tasks(p: Plan) -> list[Task]:
@@ -321,7 +330,8 @@ def run(
             results += _run_locked(p, catalog, overwrite=overwrite, progress=progress)
             if wants_trends(config.products):  # per-pixel trends over the years (issue 8)
                 run_trends(p, overwrite=overwrite, progress=progress)
-            run_assess(p, overwrite=overwrite, progress=progress)  # regional assessment (issue 8)
+            if run_assess(p, overwrite=overwrite, progress=progress):  # regional assessment (issue 8)
+                _refresh_projects(p)  # the QGIS projects now join the new region tables (issue 10)
         update_catalog(config.out, plans[0].options.get("title", "eqi outputs"))
         summary = _record_outcomes(config.out, results)
     failed = [r for r in results if r.status == "failed"]

@@ -4,6 +4,7 @@ the run without a cluster."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -90,6 +91,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
         with Client(address, timeout="30s") as client:
             client.wait_for_workers(2, timeout=90)
+            # both workers import the pipeline before the run: on a loaded machine a worker still
+            # importing when the tiles arrive looks slow, and work stealing hands its tiles to the other
+            client.run(importlib.import_module, "eqi.pipeline.tile_tasks")
         yield address
     finally:
         for proc in reversed(procs):

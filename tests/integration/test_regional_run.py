@@ -82,6 +82,9 @@ def test_run_with_ei_eqi_writes_the_regional_tables(sample_data: Path, tmp_path:
     assert 0 < row["ndvi_mean"] < 1 and 0 <= row["fvc_mean"] <= 1
     assert list(pyogrio.list_layers(folder / "regions.gpkg")[:, 0]) == ["zone"]
     assert (folder / "regions-zh.xlsx").is_file() and (folder / "assessment.json").is_file()
+    # issue 10: the first run's QGIS project already joins the region tables written after it
+    (project,) = (out / "site" / "2019").glob("*.qgs")
+    assert "tables/regions.gpkg" in project.read_text(encoding="utf-8")
     before = (folder / "regions.json").read_bytes()
     assert _eqi("run", str(cfg)) == 0
     assert "skip assessment" in capsys.readouterr().out
