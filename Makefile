@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test test-unit bench bench-quick lint aoi clean
+.PHONY: setup system-deps system-deps-if-missing demo test test-unit bench bench-quick lint aoi clean
 
 # Debian packages the outputs and their tests need (run as root, e.g. by .ci/run):
 #   python3-qgis qgis-providers      a headless QGIS opens the outputs (tests)
@@ -26,11 +26,17 @@ system-deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES)
 
+# the Debian packages when some are missing: installed as root (a fresh machine, CI), else a note
+system-deps-if-missing:
+	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory system-deps; \
+	  else echo "note: reports and the QGIS test need the Debian packages: sudo make system-deps"; fi; }
+
 # the demo ends with its reports (demo-out/reports/index.zh.html) and QGIS projects, printed
-demo: setup
+demo: setup system-deps-if-missing
 	$(BIN)/eqi demo --out demo-out
 
-test: setup lint
+test: setup system-deps-if-missing lint
 	$(BIN)/pytest -q
 
 test-unit: setup
