@@ -180,8 +180,12 @@ def run_tile_jobs(
     # on every worker: no worker is preferred for holding them (tiles spread by load alone)
     plan_f = client.scatter(plan, broadcast=True, hash=False)
     scenes_f = {y: client.scatter(scenes_of[y], broadcast=True, hash=False) for y in sorted({j.year for j in jobs})}
+    # tiles dealt round-robin over the workers, loosely (allow_other_workers): the scheduler may
+    # still move them, but a short run does not end up on the worker that happened to answer first
+    workers = sorted(client.scheduler_info().get("workers", {})) or [None]
     futures = [client.submit(execute_tile, plan_f, job, scenes_f[job.year], key=f"eqi-tile-{job.task_id}-{job.year}-{job.tile}",
-                             pure=False, retries=0) for job in jobs]  # fmt: skip
+                             pure=False, retries=0, workers=workers[k % len(workers)], allow_other_workers=True)
+               for k, job in enumerate(jobs)]  # fmt: skip
     for future in as_completed(futures):
         try:
             report = future.result()

@@ -73,7 +73,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     def start(args: list[str], name: str) -> None:
         log = (tmp / f"{name}.log").open("w")
         logs.append(log)
-        procs.append(subprocess.Popen([dask_cli, *args], stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=tmp))
+        env = _env()
+        if name == "scheduler":
+            # tiles placed when submitted, by occupancy, and left there: with only 4 short tiles,
+            # work stealing or root-task queuing can hand all of them to the worker that woke first
+            env |= {"DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING": "False",
+                    "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "inf"}  # fmt: skip
+        procs.append(subprocess.Popen([dask_cli, *args], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp))
 
     try:
         start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
