@@ -63,7 +63,8 @@ def _config(scene: dict, out: Path, products: list[str], **extra) -> Path:
     return path
 
 
-def test_two_adjacent_regions_composite_each_shared_tile_once(scene: dict, monkeypatch) -> None:
+def _count_composites(monkeypatch) -> Counter:
+    """Counts, per tile origin, how often the tile stage composites it (a tile = one load)."""
     composited: Counter = Counter()
     original = tile_stage._composite
 
@@ -72,6 +73,11 @@ def test_two_adjacent_regions_composite_each_shared_tile_once(scene: dict, monke
         return original(plan, groups, geobox, bands, sensor, **kwargs)
 
     monkeypatch.setattr(tile_stage, "_composite", counting)
+    return composited
+
+
+def test_two_adjacent_regions_composite_each_shared_tile_once(scene: dict, monkeypatch) -> None:
+    composited = _count_composites(monkeypatch)
     out = scene["tmp"] / "two"
     cfg = load_config(_config(scene, out, ["ndvi", "count"]))
     with dask_context(None, None):
@@ -123,14 +129,7 @@ def test_a_new_product_is_one_registry_entry(scene: dict) -> None:
 
 def test_fitting_per_region_only_when_asked(scene: dict, monkeypatch) -> None:
     """fit_scope: region fits FVC for each region alone; the shared tiles are still composited once."""
-    composited: Counter = Counter()
-    original = tile_stage._composite
-
-    def counting(plan, groups, geobox, bands, sensor, **kwargs):
-        composited[(geobox.affine.c, geobox.affine.f)] += 1
-        return original(plan, groups, geobox, bands, sensor, **kwargs)
-
-    monkeypatch.setattr(tile_stage, "_composite", counting)
+    composited = _count_composites(monkeypatch)
     bounds = {}
     for scope in ("area", "region"):
         out = scene["tmp"] / f"scope-{scope}"
