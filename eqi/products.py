@@ -313,7 +313,8 @@ for _entry in (
 
 # Regional assessments (eqi.pipeline.assess_stage): not rasters, but indices per region computed
 # from the area mosaics of these products (and tabular inputs); asking for one brings them.
-ASSESSMENTS: dict[str, tuple[str, ...]] = {"ei": ("ndvi", "landcover"), "eqi": ("fvc", "landcover")}
+ASSESSMENTS: dict[str, tuple[str, ...]] = {"ei": ("ndvi", "landcover"), "eqi": ("fvc", "landcover"),
+                                          "ecosystem_quality": ("fvc", "landcover")}  # HJ 1172 (+ supplied rasters)
 
 
 def assessments(requested: Iterable[str]) -> list[str]:
