@@ -318,7 +318,7 @@ ASSESSMENTS: dict[str, tuple[str, ...]] = {"ei": ("ndvi", "landcover"), "eqi": (
 
 
 def assessments(requested: Iterable[str]) -> list[str]:
-    """The regional assessments (``ei``, ``eqi``) among requested product names, in order."""
+    """The regional assessments (``ei``, ``eqi``, ``ecosystem_quality``) among requested product names, in order."""
     return list(dict.fromkeys(n.strip().lower() for n in requested if n.strip().lower() in ASSESSMENTS))
 
 
