@@ -152,6 +152,8 @@ def test_run_with_ecosystem_quality(sample_data: Path, tmp_path: Path, capsys) -
     _lonlat_raster(tmp_path / "lai_2019.tif", crs, b, 1.0, 4.0)
     cfg.write_text(yaml.safe_dump({**base, "assess": {"levels": ["zone"], "min_coverage": 0.5, "uncertainty": {"draws": 0},
                                                       "ecosystem_quality": {"lai": "lai_{year}.tif"}}}))  # fmt: skip
+    assert _eqi("validate", str(cfg)) == 0, capsys.readouterr()
+    assert "ecosystem quality 2019: not assessed, missing npp (assess.ecosystem_quality.npp not given)" in capsys.readouterr().out
     assert _eqi("run", str(cfg)) == 0, capsys.readouterr()
     printed = capsys.readouterr().out
     assert printed.count("ecosystem quality not assessed") == 1 and "npp (assess.ecosystem_quality.npp not given)" in printed
