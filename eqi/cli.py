@@ -187,11 +187,24 @@ def _validate_assessment(cfg: Any) -> None:
 
     if not assessments(cfg.products) and not cfg.assess.tables and not cfg.assess.zones:
         return
-    tables = check_inputs(cfg.assess.model_dump(mode="json"))
+    tables = check_inputs(cfg.assess.model_dump(mode="json"), products=assessments(cfg.products), years=cfg.years)
     for family, frame in sorted(tables.items()):
         _echo(f"table {family}: {frame.attrs['source']} ({len(frame)} row(s)) ok")
+    if "ecosystem_quality" in assessments(cfg.products):
+        _validate_ecosystem_quality(cfg)
     if not cfg.assess.tables:
         _echo("tables: none given (assess.tables): EI and EQI will be incomplete, naming the missing inputs")
+
+
+def _validate_ecosystem_quality(cfg: Any) -> None:
+    """Say which ecosystem-quality inputs are present (files already checked) and which are missing."""
+    from eqi.pipeline.eq_stage import EQ_PROFILE, missing_inputs
+    from eqi.resources import load_profile
+
+    opts, profile = cfg.assess.ecosystem_quality.model_dump(mode="json"), load_profile(EQ_PROFILE)
+    for year in cfg.years:
+        lacking = missing_inputs(opts, year, profile)
+        _echo(f"ecosystem quality {year}: " + (f"not assessed, missing {'; '.join(lacking)}" if lacking else "inputs ok"))
 
 
 @app.command()

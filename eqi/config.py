@@ -199,6 +199,33 @@ class UncertaintyOptions(BaseModel):
     level: float = Field(0.95, gt=0, lt=1, description="coverage of the interval")
 
 
+YearRasters = str | dict[int, str]
+
+
+class EcosystemQualityInputs(BaseModel):
+    """Supplied per-year parameter rasters for ecosystem quality (HJ 1172-2021, docs/tables.md).
+
+    Each parameter is a path template with ``{year}`` (``lai/lai_{year}.tif``) or a mapping
+    ``{year: path}``; any CRS and resolution (resampled bilinearly onto the area's grid).  Which
+    parameters the method uses comes from ``configs/methods/eq-hj1172-2021.yaml``
+    (``parameters``); FVC is eqi's own.  ``reference_areas``: protected areas (polygons) whose
+    pixels give the reference values; without it the profile's ``without_reference_areas`` rule.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    lai: YearRasters | None = Field(None, description="leaf area index LAI (m²/m²) per year")
+    npp: YearRasters | None = Field(None, description="net primary productivity NPP (e.g. g C m⁻² a⁻¹) per year")
+    gpp: YearRasters | None = Field(None, description="gross primary productivity GPP per year (if the profile uses it)")
+    reference_areas: str | None = Field(None, description="protected-area polygons (least-disturbed reference pixels)")
+
+    @field_validator("lai", "npp", "gpp")
+    @classmethod
+    def _template(cls, value: YearRasters | None) -> YearRasters | None:
+        if isinstance(value, str) and "{year}" not in value:
+            raise ValueError(f"{value!r}: give a path template with {{year}} or a mapping year: path")
+        return value
+
+
 class AssessOptions(BaseModel):
     """The regional assessment (products ``ei``, ``eqi``; issue 8, docs/tables.md)."""
 
@@ -215,6 +242,9 @@ class AssessOptions(BaseModel):
         0.9, ge=0, le=1, description="share of a region with valid land cover needed to evaluate it"
     )
     uncertainty: UncertaintyOptions = Field(default_factory=UncertaintyOptions)
+    ecosystem_quality: EcosystemQualityInputs = Field(
+        default_factory=EcosystemQualityInputs, description="parameter rasters for the ecosystem_quality product"
+    )
 
 
 class LogConfig(BaseModel):
@@ -428,6 +458,15 @@ def _is_path_like(key: str, value: str) -> bool:
     return True
 
 
+def _relative_to(base: Path, value: Any) -> Any:
+    """A path (or each path of a ``{year: path}`` mapping) resolved against ``base``; URLs kept."""
+    if isinstance(value, dict):
+        return {k: _relative_to(base, v) for k, v in value.items()}
+    if isinstance(value, str) and "://" not in value and not Path(value).expanduser().is_absolute():
+        return str((base / Path(value).expanduser()).resolve())
+    return value
+
+
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     data = dict(data)
     landcover = data.get("landcover")
@@ -443,6 +482,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         for key in ("tables", "rivers"):
             if isinstance(assess.get(key), str) and "://" not in assess[key] and not Path(assess[key]).expanduser().is_absolute():
                 assess[key] = str((base / Path(assess[key]).expanduser()).resolve())
+        eq = assess.get("ecosystem_quality")
+        if isinstance(eq, dict):  # parameter rasters: templates, {year: path} mappings, reference areas
+            assess["ecosystem_quality"] = {k: _relative_to(base, v) for k, v in eq.items()}
         if isinstance(assess.get("zones"), list):
             assess["zones"] = [str((base / z).resolve()) if isinstance(z, str) and not z.startswith("zones") and Path(z).suffix and not Path(z).is_absolute() else z
                                for z in assess["zones"]]  # fmt: skip
@@ -506,6 +548,6 @@ def config_hash(config: RunConfig) -> str:
     payload = config.model_dump(mode="json", exclude={"out", "title", "dask", "assess", "log", "plan_checks"})  # where it runs, logs, checks: no result
     # the regional assessment (products ei/eqi, assess options) has its own task id: asking for it,
     # or changing its tables, does not redo the region rasters
-    payload["products"] = [p for p in payload["products"] if str(p).strip().lower() not in ("ei", "eqi")]
+    payload["products"] = [p for p in payload["products"] if str(p).strip().lower() not in ("ei", "eqi", "ecosystem_quality")]
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

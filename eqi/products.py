@@ -313,11 +313,12 @@ for _entry in (
 
 # Regional assessments (eqi.pipeline.assess_stage): not rasters, but indices per region computed
 # from the area mosaics of these products (and tabular inputs); asking for one brings them.
-ASSESSMENTS: dict[str, tuple[str, ...]] = {"ei": ("ndvi", "landcover"), "eqi": ("fvc", "landcover")}
+ASSESSMENTS: dict[str, tuple[str, ...]] = {"ei": ("ndvi", "landcover"), "eqi": ("fvc", "landcover"),
+                                          "ecosystem_quality": ("fvc", "landcover")}  # HJ 1172 (+ supplied rasters)
 
 
 def assessments(requested: Iterable[str]) -> list[str]:
-    """The regional assessments (``ei``, ``eqi``) among requested product names, in order."""
+    """The regional assessments (``ei``, ``eqi``, ``ecosystem_quality``) among requested product names, in order."""
     return list(dict.fromkeys(n.strip().lower() for n in requested if n.strip().lower() in ASSESSMENTS))
 
 

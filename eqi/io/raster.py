@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import rasterio
 import rioxarray
 import xarray as xr
 from odc.geo.geobox import GeoBox
@@ -22,9 +23,10 @@ from odc.geo.geom import Geometry
 from odc.geo.xr import rasterize, xr_coords
 from shapely.geometry.base import BaseGeometry
 
+from eqi.errors import InputError
 from eqi.io.atomic import atomic_write_text
 
-__all__ = ["open_raster", "read_layer", "write_vrt", "region_mask"]
+__all__ = ["open_raster", "read_layer", "check_raster", "read_onto", "write_vrt", "region_mask"]
 
 _GDAL_TYPES = {
     "uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
@@ -53,6 +55,33 @@ def read_layer(path: str | os.PathLike[str], *, chunk: int = 512) -> xr.DataArra
             da = da.where(da != nodata)
         return da.astype(np.float32)
     return da
+
+
+def check_raster(path: str | os.PathLike[str], field: str) -> None:
+    """Raise :class:`InputError` naming ``field`` and the file when ``path`` is missing, cannot
+    be read, or has no CRS (only the header and one pixel are read)."""
+    if "://" not in str(path) and not Path(path).is_file():
+        raise InputError(f"{field}: file {path} not found")
+    try:
+        with rasterio.open(path) as src:
+            src.read(1, window=((0, 1), (0, 1)))
+            crs = src.crs
+    except (rasterio.errors.RasterioError, OSError) as exc:
+        raise InputError(f"{field}: cannot read {path}: {exc}") from None
+    if crs is None:
+        raise InputError(f"{field}: {path} has no CRS; assign one (gdal_edit.py -a_srs)")
+
+
+def read_onto(path: str | os.PathLike[str], geobox: GeoBox, *, resampling: str = "bilinear") -> np.ndarray:
+    """Band 1 of a raster in any CRS and resolution, on ``geobox``: float32 in the file's units
+    (its scale/offset applied), NaN where the file has nodata or does not reach.
+
+    Reprojection is odc-geo's (``.odc.reproject``, GDAL warp; the accessor comes with
+    ``odc.geo.xr``) with ``resampling``.
+    """
+    src = rioxarray.open_rasterio(path, masked=True, mask_and_scale=True).squeeze("band", drop=True)
+    out = src.astype(np.float32).odc.reproject(geobox, resampling=resampling)
+    return np.asarray(out.values, dtype=np.float32)
 
 
 def _fmt(value: float | int | None) -> str:

@@ -26,7 +26,7 @@ from eqi.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text, sc
 __all__ = ["LEVELS", "SHEETS", "write_region_tables", "header"]
 
 LEVELS: tuple[str, ...] = ("province", "prefecture", "county", "zone")
-SHEETS: tuple[str, ...] = ("ei", "eqi", "zonal", "changes", "transitions", "profiles")
+SHEETS: tuple[str, ...] = ("ei", "eqi", "ecosystem_quality", "zonal", "changes", "transitions", "profiles")
 _FIXED_DATE = "2000-01-01T00:00:00Z"
 
 
@@ -176,7 +176,7 @@ def write_region_tables(
 
         text = _csv_text(loc(main))
         atomic_write_bytes(out / f"regions-{lang}.csv", (("\ufeff" if lang == "zh" else "") + text).encode("utf-8"))
-        sheets = {name: loc(_frame(rows, families[name])) for name in ("ei", "eqi", "zonal")}
+        sheets = {name: loc(_frame(rows, families[name])) for name in ("ei", "eqi", "ecosystem_quality", "zonal") if name in families}
         sheets["changes"] = loc(_frame(changes, change_columns))
         sheets["transitions"] = loc(_frame(transitions, transition_columns))
         sheets["profiles"] = profile_frame

@@ -46,8 +46,11 @@ from eqi.io.region_tables import LEVELS, write_region_tables
 from eqi.io.stac import eqi_version
 from eqi.io.zonal import class_areas, line_length_km, transition_matrices, zonal_stats
 from eqi.params import Profile
+from eqi.pipeline import eq_stage
+from eqi.pipeline.eq_stage import EQ, EQ_COLUMNS, EQ_PROFILE, EqOutcome, eq_row
 from eqi.pipeline.plan import Plan
 from eqi.pipeline.tasks import params_hash
+from eqi.pipeline.trend_stage import clip_to_region
 from eqi.resources import load_profile
 from eqi.science import uncertainty as unc
 from eqi.science.ei import EiInputs, compute_ei, delta_ei_class, ei_grade, habitat_quality
@@ -76,11 +79,15 @@ def library_adcodes() -> set[str]:
     return {str(r["adcode"]) for r in list_library()}
 
 
-def check_inputs(assess: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
-    """Read and validate the tabular inputs and zone files of ``assess`` (the run's options).
+def check_inputs(assess: Mapping[str, Any], *, products: Sequence[str] = (), years: Sequence[int] = ()) -> dict[str, pd.DataFrame]:
+    """Read and validate the tabular inputs and zone files of ``assess`` (the run's options),
+    and, when ``ecosystem_quality`` is among ``products``, its parameter rasters for ``years``.
 
-    Raises :class:`InputError` / :class:`AOIError` (exit 2) naming file, row/feature and column.
+    Raises :class:`InputError` / :class:`AOIError` (exit 2) naming file, row/feature and column
+    (or the config field and the file).
     """
+    if EQ in products:
+        eq_stage.check_eq_inputs(assess.get("ecosystem_quality") or {}, years, load_profile(EQ_PROFILE))
     for spec in assess.get("zones") or []:
         if is_zone_spec(spec):
             load_regions(spec)
@@ -264,14 +271,18 @@ def assess_area(
     seed: int = 0,
     level: float = 0.95,
     work: Path,
+    eq_profile: Profile | None = None,
+    eq_outcome: EqOutcome | None = None,
 ) -> dict[str, Any]:
     """Rows, changes and transitions of the regional tables (see docs/tables.md).
 
     ``mosaics``: per year ``{product: raster}`` (``landcover`` required, ``ndvi`` for EI, ``fvc``
-    for EQI); ``accuracy``: per year the land-cover accuracy JSON (confusion counts).
+    for EQI); ``accuracy``: per year the land-cover accuracy JSON (confusion counts);
+    ``eq_outcome``: the ecosystem-quality rasters (:func:`eqi.pipeline.eq_stage.eq_rasters`),
+    summarised per region when ``ecosystem_quality`` is among ``products`` (``eq_profile``).
     """
     years = sorted(mosaics)
-    want_ei, want_eqi = "ei" in products, "eqi" in products
+    want_ei, want_eqi, want_eq = "ei" in products, "eqi" in products, EQ in products
     frame = gpd.GeoDataFrame([{"region": r.name} for r in regions], geometry=[r.geometry for r in regions], crs="EPSG:4326")
     exclude = [int(c) for c in ei_profile.value("vegetation_cover", "exclude_classes")]
     rivers_km = None
@@ -285,6 +296,8 @@ def assess_area(
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
         for year in years:
             zonal[year] = _zonal_year(mosaics[year], frame, exclude, work)
+            if want_eq and eq_outcome is not None and year in eq_outcome.rasters:
+                zonal[year][EQ] = zonal_stats(eq_outcome.rasters[year], frame, stats=("mean",))
     for i, region in enumerate(regions):
         key = _key(region)
         for year in years:
@@ -322,6 +335,9 @@ def assess_area(
                 row.update(_ei_row(ei_profile, evaluated, reason, note, ca, area, ndvi_mean, river, tables_kw))
             if want_eqi:
                 row.update(_eqi_row(eqi_profile, ei_profile, reg, evaluated, reason, ca, area, fvc_mean, eqi_rows))
+            if want_eq and eq_profile is not None:
+                eq_z = z[EQ].iloc[i] if EQ in z else None
+                row.update(eq_row(eq_profile, eq_outcome, year, evaluated=evaluated, reason=reason, zonal=eq_z))
             if evaluated and draws > 0:
                 row.update(_intervals(rng, draws, level, mapped, area, valid, (ndvi_mean, ndvi_std), (fvc_mean, fvc_std),
                                       river, tables_kw, eqi_rows, ei_profile, eqi_profile, row, want_ei, want_eqi,
@@ -508,6 +524,14 @@ _LABELS: dict[str, tuple[str, str]] = {
     "delta_ei_class_en": ("ΔEI class (English)", "ΔEI 变化等级 (英文)"), "eqi_from": ("EQI from (0-100)", "起始 EQI (0-100)"),
     "eqi_to": ("EQI to (0-100)", "终止 EQI (0-100)"), "delta_eqi": ("ΔEQI", "ΔEQI"), "delta_eqi_class": ("ΔEQI class", "ΔEQI 变化等级"),
     "delta_eqi_class_en": ("ΔEQI class (English)", "ΔEQI 变化等级 (英文)"), "delta_uncertain": ("change not supported by the intervals", "变化等级不确定"),
+    "eq_profile_id": ("ecosystem quality profile id", "生态系统质量方法配置"),
+    "eq_profile_version": ("ecosystem quality profile version", "生态系统质量配置版本"),
+    "eq_mean": ("ecosystem quality mean (0-100)", "生态系统质量均值 (0-100)"),
+    "eq_grade": ("ecosystem quality grade", "生态系统质量等级"), "eq_grade_en": ("ecosystem quality grade (English)", "生态系统质量等级 (英文)"),
+    "eq_assessed_fraction": ("share of the region assessed (0-1)", "生态系统质量评价面积比例 (0-1)"),
+    "eq_status": ("ecosystem quality status", "生态系统质量评价状态"),
+    "eq_missing": ("ecosystem quality missing inputs", "生态系统质量缺少的输入"),
+    "eq_tags": ("ecosystem quality verification tags", "生态系统质量核实标记"), "eq_notes": ("ecosystem quality notes", "生态系统质量说明"),
     "from_class": ("from class", "转出类型代码"), "from_name": ("from class name", "转出类型"), "to_class": ("to class", "转入类型代码"),
     "to_name": ("to class name", "转入类型"), "area_km2": ("area (km²)", "面积 (km²)"),
 }  # fmt: skip
@@ -554,7 +578,8 @@ def _labels(columns: Sequence[str], reg: Mapping[str, Any]) -> dict[str, dict[st
     return out
 
 
-def _families(rows: Sequence[Mapping[str, Any]], reg: Mapping[str, Any], want_ei: bool, want_eqi: bool) -> dict[str, list[str]]:
+def _families(rows: Sequence[Mapping[str, Any]], reg: Mapping[str, Any], want_ei: bool, want_eqi: bool,
+              want_eq: bool = False) -> dict[str, list[str]]:
     eqi_cols = ["eqi_profile_id", "eqi_profile_version", "eqi", "eqi_grade", "eqi_grade_en", "eqi_ci_low", "eqi_ci_high",
                 "eqi_adjusted", "eqi_grade_uncertain", "ep", "ef", "bd", "es",
                 *[f"{i}_{s}" for i in reg for s in ("raw", "norm", "source")], "eqi_complete", "eqi_missing", "eqi_tags"]  # fmt: skip
@@ -565,7 +590,10 @@ def _families(rows: Sequence[Mapping[str, Any]], reg: Mapping[str, Any], want_ei
     fam = {"ei": [*KEY_COLUMNS, *EI_COLUMNS] if want_ei else list(KEY_COLUMNS),
            "eqi": [*KEY_COLUMNS, *eqi_cols] if want_eqi else list(KEY_COLUMNS),
            "zonal": [*KEY_COLUMNS, *zonal_cols]}  # fmt: skip
-    fam["main"] = [*KEY_COLUMNS, *(EI_COLUMNS if want_ei else []), *(eqi_cols if want_eqi else []), *zonal_cols]
+    if want_eq:
+        fam[EQ] = [*KEY_COLUMNS, *EQ_COLUMNS]
+    fam["main"] = [*KEY_COLUMNS, *(EI_COLUMNS if want_ei else []), *(eqi_cols if want_eqi else []),
+                   *(EQ_COLUMNS if want_eq else []), *zonal_cols]  # fmt: skip
     return fam
 
 
@@ -577,12 +605,14 @@ def _profile_meta(p: Profile, tags: Mapping[str, str]) -> dict[str, Any]:
 
 
 def write_assessment(folder: Path, result: Mapping[str, Any], *, regions: Sequence[Region], products: Sequence[str],
-                     ei_profile: Profile, eqi_profile: Profile, meta: Mapping[str, Any]) -> list[Path]:
+                     ei_profile: Profile, eqi_profile: Profile, meta: Mapping[str, Any],
+                     eq_profile: Profile | None = None, eq_outcome: EqOutcome | None = None) -> list[Path]:
     """The regional tables of :func:`assess_area`'s result (docs/tables.md)."""
     want_ei, want_eqi = "ei" in products, "eqi" in products
+    want_eq = EQ in products and eq_profile is not None
     reg = indicator_registry(eqi_profile)
     rows = [dict(r, simulated=bool(meta.get("simulated"))) for r in result["rows"]]
-    fam = _families(rows, reg, want_ei, want_eqi)
+    fam = _families(rows, reg, want_ei, want_eqi, want_eq)
     change_cols = [c for c in CHANGE_COLUMNS if (want_ei or "ei" not in c.split("_")) and (want_eqi or "eqi" not in c.split("_"))]
     labels = _labels(list(dict.fromkeys([*fam["main"], *change_cols, *TRANSITION_COLUMNS])), reg)
     profiles: dict[str, Any] = {}
@@ -595,6 +625,12 @@ def write_assessment(folder: Path, result: Mapping[str, Any], *, regions: Sequen
         profiles["eqi"] = _profile_meta(eqi_profile, tags)
         profiles["eqi"]["indicators"] = [{"id": i.id, "dimension": i.dimension, "name_zh": i.name_zh, "name_en": i.name_en,
                                           "unit": i.unit, "source_kind": i.source_kind, "tag": i.tag} for i in reg.values()]  # fmt: skip
+    if want_eq and eq_profile is not None:
+        profiles[EQ] = _profile_meta(eq_profile, eq_stage.eq_tags(eq_profile))
+        outcome = eq_outcome or EqOutcome()
+        profiles[EQ].update(reference_scope=outcome.scope or None, baseline_years=outcome.baseline,
+                            references=outcome.references, assessed_years=sorted(outcome.rasters),
+                            missing={str(y): m for y, m in sorted(outcome.missing.items()) if m})  # fmt: skip
     doc = {"schema": "eqi-regions/1", **meta, "years": list(result["years"]), "profiles": profiles}
     return write_region_tables(folder, rows=rows, geometries={r.name: r.geometry for r in regions}, families=fam,
                                changes=result["changes"], change_columns=change_cols, transitions=result["transitions"],
@@ -616,16 +652,19 @@ def run_assess(p: Plan, *, overwrite: bool = False, progress: Callable[[str], No
     mosaics = {y: {n: p.area_root / str(y) / f"{n}.vrt" for n in ("landcover", "ndvi", *CONTINUOUS)
                    if (p.area_root / str(y) / f"{n}.vrt").is_file()} for y in years}  # fmt: skip
     accuracy = {y: p.model_path("landcover", p.model_years("landcover", y), ".accuracy.json") for y in years}
-    tables = check_inputs(opts)
+    tables = check_inputs(opts, products=products, years=years)
     unc_opts = opts.get("uncertainty") or {}
     ei_p, eqi_p = load_profile(EI_PROFILE), load_profile(EQI_PROFILE)
+    eq_p = load_profile(EQ_PROFILE) if EQ in products else None
+    eq_opts = dict(opts.get("ecosystem_quality") or {})
     folder = p.area_root / "tables"
     inputs = {
         "mosaics": {str(y): {n: sha256_file(f) for n, f in m.items()} for y, m in mosaics.items()},
         "accuracy": {str(y): sha256_file(a) if a.is_file() else None for y, a in accuracy.items()},
         "tables": {f: sha256_file(Path(t.attrs["source"])) for f, t in sorted(tables.items())},
         "rivers": sha256_file(Path(opts["rivers"])) if opts.get("rivers") else None,
-        "profiles": [ei_p.sha256, eqi_p.sha256], "options": opts, "products": products,
+        "profiles": [ei_p.sha256, eqi_p.sha256, *([eq_p.sha256] if eq_p else [])], "options": opts, "products": products,
+        "eq_inputs": _eq_input_hashes(eq_opts, years, eq_p) if eq_p else None,
         "regions": [r.name for r in p.area.regions], "simulated": bool(p.options.get("simulated")),
         "eqi": eqi_version(),
     }  # fmt: skip
@@ -641,18 +680,23 @@ def run_assess(p: Plan, *, overwrite: bool = False, progress: Callable[[str], No
     extent = _extent_ll(mosaics[years[0]]["landcover"])
     regions = assessment_regions(p.area.regions, extent, opts.get("levels") or list(LEVELS), opts.get("zones") or [])
     progress(f"assessment of {p.area.slug}: {len(regions)} region(s) x {len(years)} year(s), products {', '.join(products)}")
+    eq_outcome, eq_written = _ecosystem_quality(p, mosaics, eq_opts, eq_p, progress) if eq_p else (None, [])
     with scratch_dir(folder / "work") as work:
         result = assess_area(mosaics=mosaics, regions=regions, tables=tables, ei_profile=ei_p, eqi_profile=eqi_p,
                              products=products, accuracy=accuracy, rivers=opts.get("rivers"),
                              min_coverage=float(opts.get("min_coverage", 0.9)), draws=int(unc_opts.get("draws", 200)),
-                             seed=int(unc_opts.get("seed", 0)), level=float(unc_opts.get("level", 0.95)), work=work)  # fmt: skip
+                             seed=int(unc_opts.get("seed", 0)), level=float(unc_opts.get("level", 0.95)), work=work,
+                             eq_profile=eq_p, eq_outcome=eq_outcome)  # fmt: skip
     sources = ["valid_fraction"] + (["landcover_accuracy"] if any(a.is_file() for a in accuracy.values()) else [])
     meta = {"area": p.area.slug, "simulated": bool(p.options.get("simulated")),
             "uncertainty": {"draws": int(unc_opts.get("draws", 200)), "seed": int(unc_opts.get("seed", 0)),
                             "level": float(unc_opts.get("level", 0.95)), "sources": sources},
             "tables": {f: Path(t.attrs["source"]).name for f, t in sorted(tables.items())}}  # fmt: skip
-    written = write_assessment(folder, result, regions=regions, products=products, ei_profile=ei_p, eqi_profile=eqi_p, meta=meta)
-    atomic_write_json(marker, {"task_id": task_id, "files": [f.name for f in written]})
+    written = write_assessment(folder, result, regions=regions, products=products, ei_profile=ei_p, eqi_profile=eqi_p,
+                               meta=meta, eq_profile=eq_p, eq_outcome=eq_outcome)  # fmt: skip
+    written += eq_written
+    atomic_write_json(marker, {"task_id": task_id, "files": [str(f.relative_to(folder)) if f.is_relative_to(folder) else
+                                                              str(f.relative_to(p.out)) for f in written]})  # fmt: skip
     evaluated = [r for r in result["rows"] if r.get("evaluated")]
     progress(f"assessment tables in {folder} ({len(evaluated)} region-year(s) evaluated)")
     for r in evaluated:
@@ -661,8 +705,43 @@ def run_assess(p: Plan, *, overwrite: bool = False, progress: Callable[[str], No
             parts.append(_summary("EI", r.get("ei"), r.get("ei_grade"), r.get("ei_ci_low"), r.get("ei_ci_high"), r.get("ei_missing")))
         if "eqi" in products:
             parts.append(_summary("EQI", r.get("eqi"), r.get("eqi_grade"), r.get("eqi_ci_low"), r.get("eqi_ci_high"), r.get("eqi_missing")))
+        if EQ in products and r.get("eq_status") == "assessed":
+            parts.append(f"ecosystem quality {_f(r.get('eq_mean')):.2f} {r.get('eq_grade')}")
         progress("  " + "  ".join(parts))
     return [*written, marker]
+
+
+def _eq_input_hashes(opts: Mapping[str, Any], years: Sequence[int], profile: Profile) -> dict[str, Any]:
+    """sha256 of every supplied ecosystem-quality raster (and the reference areas) for the task id."""
+    out: dict[str, Any] = {n: {str(y): sha256_file(Path(f)) for y, f in sorted(eq_stage.year_rasters(opts, n, years).items())}
+                           for n in eq_stage.supplied_parameters(profile)}  # fmt: skip
+    ref = opts.get("reference_areas")
+    out["reference_areas"] = sha256_file(Path(ref)) if ref else None
+    return out
+
+
+def _ecosystem_quality(p: Plan, mosaics: Mapping[int, Mapping[str, Path]], opts: Mapping[str, Any], profile: Profile,
+                       progress: Callable[[str], None]) -> tuple[EqOutcome, list[Path]]:  # fmt: skip
+    """Ecosystem-quality rasters of the area (and per run region); one log line naming what is
+    missing for the years that cannot be assessed."""
+    simulated = bool(p.options.get("simulated"))
+    tags = {"EQI_VERSION": eqi_version(), "EQI_SIMULATED": "true" if simulated else "false",
+            "EQI_EQ_PROFILE": f"{profile.id} {profile.version}", "EQI_REGION": p.area.slug}  # fmt: skip
+    outcome = eq_stage.eq_rasters(mosaics, opts, profile, p.area_root / EQ, tags=tags, progress=progress)
+    lacking = {y: m for y, m in sorted(outcome.missing.items()) if m}
+    if lacking:
+        by: dict[str, list[int]] = {}
+        for y, m in lacking.items():
+            by.setdefault("; ".join(m), []).append(y)
+        progress("ecosystem quality not assessed (tables: eq_status = not_assessed): "
+                 + " | ".join(f"{', '.join(map(str, ys))}: missing {m}" for m, ys in by.items()))  # fmt: skip
+    if not outcome.rasters:
+        return outcome, []
+    area_geobox = p.stack.grid.region_geobox(p.area.geometry)
+    written = [*outcome.rasters.values()]
+    written += eq_stage.region_rasters(outcome, p.area.regions, p.stack.grid, area_geobox, p.out, tags=tags, clip=clip_to_region)
+    progress(f"ecosystem quality {', '.join(map(str, sorted(outcome.rasters)))}: reference {outcome.scope}")
+    return outcome, written
 
 
 def _summary(name: str, value: Any, grade: Any, lo: Any, hi: Any, missing: Any) -> str:

@@ -306,7 +306,7 @@ def run(
     regions = load_regions(config.aoi, name_field=config.aoi_name_field)
     # --- regional assessment (issue 8): tabular inputs and zones checked before anything is written
     if assessments(config.products):
-        check_inputs(config.assess.model_dump(mode="json"))
+        check_inputs(config.assess.model_dump(mode="json"), products=assessments(config.products), years=config.years)
     # --- end regional assessment
     # one evaluation area (models fitted once for all regions), or each region its own when asked
     areas = [[r] for r in regions] if config.fit_scope == "region" else [regions]
