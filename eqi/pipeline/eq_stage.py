@@ -255,5 +255,10 @@ def eq_row(profile: Profile, outcome: EqOutcome | None, year: int, *, evaluated:
     out.update(eq_assessed_fraction=assessed, eq_notes=f"reference: {outcome.scope if outcome else ''}")
     if not assessed > 0 or not math.isfinite(mean):
         return {**out, "eq_status": "not_assessed", "eq_missing": "no forest, shrub or grassland pixel with a reference value"}
+    least = float(param_value(profile["min_assessed_fraction"]))
+    if assessed < least:
+        return {**out, "eq_status": "not_assessed",
+                "eq_missing": f"only {100 * assessed:.1f} % of the region has a quality value "
+                              f"(profile min_assessed_fraction {least:g})"}  # fmt: skip
     zh, en = _grade(mean, profile)
     return {**out, "eq_status": "assessed", "eq_missing": "", "eq_mean": mean, "eq_grade": zh, "eq_grade_en": en}

@@ -230,3 +230,15 @@ def test_read_onto_resamples_another_crs_bilinearly(tmp_path):
     assert got.dtype == np.float32 and got.shape == (N, N)
     np.testing.assert_allclose(got, 10 * lon + 20 * lat, atol=30 * step * 0.125 + 1e-3)
     assert not math.isnan(float(got.mean()))
+
+
+def test_a_sliver_below_min_assessed_fraction_gets_no_grade():
+    """5 % of the region assessed (the profile's minimum) is graded; 4.9 % is not."""
+    outcome = eq_stage.EqOutcome(missing={2021: []}, scope="all pixels")
+    graded = eq_stage.eq_row(P, outcome, 2021, evaluated=True, reason="",
+                             zonal={"mean": 80.0, "valid_km2": 5.0, "region_km2": 100.0})  # fmt: skip
+    assert graded["eq_status"] == "assessed" and graded["eq_grade"] == "优"
+    sliver = eq_stage.eq_row(P, outcome, 2021, evaluated=True, reason="",
+                             zonal={"mean": 80.0, "valid_km2": 4.9, "region_km2": 100.0})  # fmt: skip
+    assert sliver["eq_status"] == "not_assessed" and "eq_grade" not in sliver and "eq_mean" not in sliver
+    assert sliver["eq_missing"] == "only 4.9 % of the region has a quality value (profile min_assessed_fraction 0.05)"
