@@ -171,6 +171,38 @@ def _illumination_ramp(shape: tuple[int, int]) -> np.ndarray:
     return (np.float32(0.01) * (rows + cols) / 2).astype(np.float32)
 
 
+# The demo plants ONLY land-cover changes (the landscape's year-2 changes, the corridor) between
+# its years; everything else about a sensor's season repeats every year: the calendar, the cloud
+# amount per date, the cloud fields and each date's illumination factor (only the per-pixel
+# surface noise is drawn per year).  Why: the composites are per-pixel, per-band medians of the
+# clear dates of a peaked phenology (spectra.phenology), so a pixel's value depends on WHICH dates
+# are clear, and on the per-date factors that decide which date is the red and which the NIR
+# median.  Each of these is common to the whole scene, so a per-year draw moved every unchanged
+# pixel's composite the same way: a scene-wide year effect that put the matched control's BACI
+# interval away from 0 (issue-9 corridor box, Landsat, median ΔNDVI of unchanged vegetation
+# 2022->2023: -0.018 with per-year draws, one year's nearly clear date (_covers) an early-June one
+# and the other's a July one; -0.009 with the same calendar and cloud amounts but new cloud
+# positions (~1 km blobs over a few km); -0.002 with the same clouds but new illumination factors
+# (+-1.5 %, which cancel in one date's NDVI but not in the band-wise medians); ~0 with all three).
+
+
+def _season_rng(st: _Setup, stream: int) -> np.random.Generator:
+    """The generator of a sensor's calendar offset and per-date cloud cover: the first year's, in
+    every year (see the comment above)."""
+    return np.random.default_rng([st.seed, st.years[0], stream])
+
+
+def _date_rngs(
+    st: _Setup, year: int, stream: int, di: int
+) -> tuple[np.random.Generator, np.random.Generator]:
+    """(sky, surface) generators of date ``di``.  The sky draws the cloud fields, then the date's
+    illumination factor; it is the first year's in every year (same seed, same draws).  The surface
+    noise is drawn per year; in the first year from the same generator (after the sky), as before.
+    """
+    sky = np.random.default_rng([st.seed, st.years[0], stream, di])
+    return sky, (sky if year == st.years[0] else np.random.default_rng([st.seed, year, stream, di]))
+
+
 def _covers(rng: np.random.Generator, acqs: list[calendar.Acquisition]) -> list[float]:
     """Cloud cover per date: one growing-season date nearly clear, the others 5-40 %."""
     season = [i for i, a in enumerate(acqs) if a.in_season]
@@ -444,7 +476,7 @@ def _landsat_year(
     """Simulate and queue the Landsat scenes of one year; returns records and min clear count."""
     first = year == st.years[0]
     grid = st.grid
-    rng_cal = np.random.default_rng([st.seed, year, 100])
+    rng_cal = _season_rng(st, 100)
     acqs = calendar.landsat_dates(year, st.lon, int(rng_cal.integers(0, 16)))
     covers = _covers(rng_cal, acqs)
     count = np.zeros(grid.shape, dtype=np.int16)
@@ -452,13 +484,13 @@ def _landsat_year(
     valid = ~st.fill_landsat
     records = []
     for di, acq in enumerate(acqs):
-        rng = np.random.default_rng([st.seed, year, 1, di])
+        sky, rng = _date_rngs(st, year, 1, di)
         sun = calendar.sun_angles(st.lon, st.lat, acq.when)
         forced = st.patch_core if (first and acq.in_season) else None
         masks = _scene_masks(
-            rng, grid, covers[di], acq, sun, forced, count, _LANDSAT_MAX_OBSCURED, exempt
+            sky, grid, covers[di], acq, sun, forced, count, _LANDSAT_MAX_OBSCURED, exempt
         )
-        spec = spectra.surface_spectra(st.tables, pix, _doy(acq), rng, _illumination(rng, st.ramp))
+        spec = spectra.surface_spectra(st.tables, pix, _doy(acq), rng, _illumination(sky, st.ramp))
         clouds.apply_atmosphere(spec, masks)
         cloud_pct = 100.0 * float((masks.cloud & valid).sum()) / max(int(valid.sum()), 1)
         scene = LandsatScene(
@@ -500,7 +532,7 @@ def _s2_year(
     """Simulate and queue the Sentinel-2 items of one year; returns records and min clear count."""
     first = year == st.years[0]
     grid = st.grid_s2
-    rng_cal = np.random.default_rng([st.seed, year, 200])
+    rng_cal = _season_rng(st, 200)
     acqs = calendar.sentinel2_dates(year, st.lon, int(rng_cal.integers(0, 5)))
     covers = _covers(rng_cal, acqs)
     count = np.zeros(grid.shape, dtype=np.int16)
@@ -509,14 +541,14 @@ def _s2_year(
     no_gap = np.zeros(grid.shape, dtype=bool)
     records = []
     for di, acq in enumerate(acqs):
-        rng = np.random.default_rng([st.seed, year, 2, di])
+        sky, rng = _date_rngs(st, year, 2, di)
         sun = calendar.sun_angles(st.lon, st.lat, acq.when)
         forced = st.patch_core_s2 if (first and acq.in_season) else None
         masks = _scene_masks(
-            rng, grid, covers[di], acq, sun, forced, count, _S2_MAX_OBSCURED, exempt
+            sky, grid, covers[di], acq, sun, forced, count, _S2_MAX_OBSCURED, exempt
         )
         spec = spectra.surface_spectra(
-            st.tables, pix, _doy(acq), rng, _illumination(rng, st.ramp_s2)
+            st.tables, pix, _doy(acq), rng, _illumination(sky, st.ramp_s2)
         )
         clouds.apply_atmosphere(spec, masks)
         nodata = st.nodata_s2 if di % 2 == 1 else no_gap
