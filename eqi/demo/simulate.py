@@ -380,6 +380,8 @@ def _setup(
     res: float,
     wrs_path_row: tuple[int, int],
     margin_m: float,
+    quiet_lines: Sequence[BaseGeometry] = (),
+    quiet_m: float = 0.0,
 ) -> _Setup:
     res_s2 = res * 2.0 / 3.0
     epsg = _utm_epsg(region)
@@ -407,7 +409,14 @@ def _setup(
             "use a larger region or a finer resolution"
         )
     grid_s2 = _make_grid(region_utm, bounds, res_s2)
-    land = landscape.simulate_landscape(grid.region, years, seed, res)
+    quiet = None
+    if quiet_lines and quiet_m > 0:
+        lines = [shapely.transform(g, to_utm.transform, interleaved=False) for g in quiet_lines]
+        quiet = geometry_mask(
+            [shapely.buffer(g, quiet_m) for g in lines], out_shape=grid.shape,
+            transform=grid.transform, invert=True,
+        )  # fmt: skip
+    land = landscape.simulate_landscape(grid.region, years, seed, res, quiet=quiet)
     ratio = res / res_s2
     pc = (land.patch_center_rc[0] + 0.5, land.patch_center_rc[1] + 0.5)
     pc2 = (pc[0] * ratio, pc[1] * ratio)
@@ -670,7 +679,7 @@ def _write_docs(st: _Setup, work: Path, summary: dict[str, Any]) -> Path:
 
 
 def _plant_corridors(
-    st: _Setup, corridors: Sequence[BaseGeometry], width_m: float
+    st: _Setup, corridors: Sequence[BaseGeometry], width_m: float, quiet_m: float = 0.0
 ) -> tuple[_Setup, dict[str, Any]]:
     """Plant construction corridors (bare land) in the years after the first; returns the new
     setup and the planted footprint as a GeoJSON FeatureCollection (lon/lat)."""
@@ -695,7 +704,8 @@ def _plant_corridors(
     footprint = shapely.transform(shapely.union_all(polys), to_ll.transform, interleaved=False)
     features = [
         {"type": "Feature", "properties": {"kind": "footprint", "width_m": width_m, "pixels": int(planted.sum()),
-                                           "years": list(st.years[1:]), "note": "SIMULATED construction corridor"},
+                                           "years": list(st.years[1:]), "other_changes_beyond_m": quiet_m,
+                                           "note": "SIMULATED construction corridor"},
          "geometry": shapely.geometry.mapping(footprint)},
         *({"type": "Feature", "properties": {"kind": "centreline", "width_m": width_m},
            "geometry": shapely.geometry.mapping(g)} for g in corridors),
@@ -716,6 +726,7 @@ def simulate_archive(
     overwrite: bool = False,
     corridors: Sequence[BaseGeometry] = (),
     corridor_width_m: float = 150.0,
+    corridor_quiet_m: float = 0.0,
 ) -> SimulatedArchive:
     """Write a small, clearly SIMULATED archive of Landsat 8/9 L2SP and Sentinel-2 L2A scenes.
 
@@ -734,6 +745,11 @@ def simulate_archive(
         planted in every year after the first: vegetated pixels (WorldCover 10-40) whose centre
         lies in the flat-capped buffer become bare (60); water and built-up stay (bridges, towns).
         The planted footprint is written to ``reference/planted_corridor.geojson`` (issue 9).
+    corridor_quiet_m : the landscape's own year-2 changes (town growth, cropland to forest) are
+        planted at least this far (m) from every corridor centreline: the same shares, farther
+        away.  Then an assessment's rings and controls within this distance see the corridor as
+        the only land-cover change, i.e. a control that did not change (issue 9: its interval
+        should include 0).  0 (default): anywhere.
 
     Returns
     -------
@@ -745,12 +761,16 @@ def simulate_archive(
     years = _check_args(years, float(resolution_m), seed)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite)
+    if not (math.isfinite(float(corridor_quiet_m)) and float(corridor_quiet_m) >= 0):
+        raise ConfigError(f"demo corridor_quiet_m must be >= 0 m, got {corridor_quiet_m}")
     st = _setup(
-        region, region_name, years, int(seed), float(resolution_m), tuple(wrs_path_row), margin_m
-    )
+        region, region_name, years, int(seed), float(resolution_m), tuple(wrs_path_row), margin_m,
+        quiet_lines=corridors, quiet_m=float(corridor_quiet_m),
+    )  # fmt: skip
     planted = None
     if corridors:
-        st, planted = _plant_corridors(st, corridors, float(corridor_width_m))
+        width, quiet = float(corridor_width_m), float(corridor_quiet_m)
+        st, planted = _plant_corridors(st, corridors, width, quiet)
     lut = np.zeros(256, dtype=np.intp)
     lut[list(spectra.CLASS_CODES)] = np.arange(len(spectra.CLASS_CODES))
 

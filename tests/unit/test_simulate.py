@@ -18,7 +18,7 @@ from shapely.geometry import Point, Polygon, shape
 from eqi.demo import clouds as demo_clouds
 from eqi.demo import encoding, simulate_archive
 from eqi.demo.sentinel2 import mgrs_tile
-from eqi.errors import AOIError, InputError
+from eqi.errors import AOIError, ConfigError, InputError
 from eqi.sensors import resolve_item
 
 # a small hand-made polygon on the Chengdu plain (about 2.4 x 3.3 km)
@@ -457,3 +457,30 @@ def test_unchanged_land_has_no_year_effect(archive) -> None:
              for y in YEARS}  # fmt: skip
     assert dates[YEARS[0]] == dates[YEARS[1]]
 
+
+def test_corridor_quiet_zone_moves_the_other_changes_away(archive, tmp_path: Path) -> None:
+    """corridor_quiet_m: the landscape's own year-2 changes lie beyond it from the corridor (the
+    same amount, elsewhere); within it the corridor is the only change."""
+    line = shapely.LineString([(103.800, 30.700), (103.815, 30.712)])
+    quiet_m = 400.0
+    sim = simulate_archive(TINY, tmp_path / "quiet", region_name="tiny test region", years=YEARS, margin_m=600.0,
+                           corridors=[line], corridor_width_m=90.0, corridor_quiet_m=quiet_m)  # fmt: skip
+    base = [_read(archive.truth_landcover_paths[y]) for y in YEARS]
+    lc = [_read(sim.truth_landcover_paths[y]) for y in YEARS]
+    assert np.array_equal(lc[0], base[0])  # the first-year map does not depend on the corridor
+    from pyproj import Transformer
+
+    to_utm = Transformer.from_crs("EPSG:4326", sim.crs, always_xy=True)
+    line_utm = shapely.transform(line, to_utm.transform, interleaved=False)
+    with rasterio.open(sim.truth_landcover_path) as src:
+        near = geometry_mask([line_utm.buffer(quiet_m - 30)], out_shape=src.shape, transform=src.transform,
+                             invert=True)  # fmt: skip
+    changed = lc[0] != lc[1]
+    assert set(np.unique(lc[1][changed & near])) == {60}  # only the corridor (bare land)
+    assert ((base[0] != base[1]) & near).sum() > 0  # without the quiet zone changes were there
+    region = _region_mask(archive)  # the shares are of the region's pixels
+    for code in (10, 50):  # the same amount of town growth and cropland-to-forest, elsewhere
+        moved = ((lc[1] == code) & changed & region).sum()
+        assert moved == ((base[1] == code) & (base[0] != base[1]) & region).sum() > 0
+    with pytest.raises(ConfigError, match="corridor_quiet_m"):
+        simulate_archive(TINY, tmp_path / "bad", region_name="t", years=YEARS, corridors=[line], corridor_quiet_m=-1)
