@@ -134,7 +134,11 @@ def _pick_inside(
 
 
 def simulate_landscape(
-    region: np.ndarray, years: tuple[int, ...], seed: int, resolution_m: float
+    region: np.ndarray,
+    years: tuple[int, ...],
+    seed: int,
+    resolution_m: float,
+    quiet: np.ndarray | None = None,
 ) -> Landscape:
     """Build the simulated land-cover maps on the grid of ``region``.
 
@@ -144,6 +148,9 @@ def simulate_landscape(
     years : the simulated years; the first gets the base map, later ones the changed map.
     seed : random seed; same seed -> identical maps.
     resolution_m : pixel size in metres (sets the physical size of rivers, towns, fields).
+    quiet : (H, W) bool or None; the year-2 changes are planted outside it (the same shares of the
+        region, on the next best-scoring pixels), e.g. around a planted corridor.  The base map
+        and every random draw are the same with or without it.
     """
     shape = region.shape
     h, w = shape
@@ -223,7 +230,7 @@ def simulate_landscape(
         base[mask] = code
 
     # year-2 change: town growth into cropland, hill cropland to forest
-    crop = base == 40
+    crop = (base == 40) if quiet is None else (base == 40) & ~quiet
     to_built = _top_share(town_score, crop, region, TARGET_SHARES["crop_to_built"])
     to_forest = _top_share(elevation, crop & ~to_built, region, TARGET_SHARES["crop_to_forest"])
     changed = base.copy()

@@ -171,6 +171,38 @@ def _illumination_ramp(shape: tuple[int, int]) -> np.ndarray:
     return (np.float32(0.01) * (rows + cols) / 2).astype(np.float32)
 
 
+# The demo plants ONLY land-cover changes (the landscape's year-2 changes, the corridor) between
+# its years; everything else about a sensor's season repeats every year: the calendar, the cloud
+# amount per date, the cloud fields and each date's illumination factor (only the per-pixel
+# surface noise is drawn per year).  Why: the composites are per-pixel, per-band medians of the
+# clear dates of a peaked phenology (spectra.phenology), so a pixel's value depends on WHICH dates
+# are clear, and on the per-date factors that decide which date is the red and which the NIR
+# median.  Each of these is common to the whole scene, so a per-year draw moved every unchanged
+# pixel's composite the same way: a scene-wide year effect that put the matched control's BACI
+# interval away from 0 (issue-9 corridor box, Landsat, median ΔNDVI of unchanged vegetation
+# 2022->2023: -0.018 with per-year draws, one year's nearly clear date (_covers) an early-June one
+# and the other's a July one; -0.009 with the same calendar and cloud amounts but new cloud
+# positions (~1 km blobs over a few km); -0.002 with the same clouds but new illumination factors
+# (+-1.5 %, which cancel in one date's NDVI but not in the band-wise medians); ~0 with all three).
+
+
+def _season_rng(st: _Setup, stream: int) -> np.random.Generator:
+    """The generator of a sensor's calendar offset and per-date cloud cover: the first year's, in
+    every year (see the comment above)."""
+    return np.random.default_rng([st.seed, st.years[0], stream])
+
+
+def _date_rngs(
+    st: _Setup, year: int, stream: int, di: int
+) -> tuple[np.random.Generator, np.random.Generator]:
+    """(sky, surface) generators of date ``di``.  The sky draws the cloud fields, then the date's
+    illumination factor; it is the first year's in every year (same seed, same draws).  The surface
+    noise is drawn per year; in the first year from the same generator (after the sky), as before.
+    """
+    sky = np.random.default_rng([st.seed, st.years[0], stream, di])
+    return sky, (sky if year == st.years[0] else np.random.default_rng([st.seed, year, stream, di]))
+
+
 def _covers(rng: np.random.Generator, acqs: list[calendar.Acquisition]) -> list[float]:
     """Cloud cover per date: one growing-season date nearly clear, the others 5-40 %."""
     season = [i for i, a in enumerate(acqs) if a.in_season]
@@ -348,6 +380,8 @@ def _setup(
     res: float,
     wrs_path_row: tuple[int, int],
     margin_m: float,
+    quiet_lines: Sequence[BaseGeometry] = (),
+    quiet_m: float = 0.0,
 ) -> _Setup:
     res_s2 = res * 2.0 / 3.0
     epsg = _utm_epsg(region)
@@ -375,7 +409,14 @@ def _setup(
             "use a larger region or a finer resolution"
         )
     grid_s2 = _make_grid(region_utm, bounds, res_s2)
-    land = landscape.simulate_landscape(grid.region, years, seed, res)
+    quiet = None
+    if quiet_lines and quiet_m > 0:
+        lines = [shapely.transform(g, to_utm.transform, interleaved=False) for g in quiet_lines]
+        quiet = geometry_mask(
+            [shapely.buffer(g, quiet_m) for g in lines], out_shape=grid.shape,
+            transform=grid.transform, invert=True,
+        )  # fmt: skip
+    land = landscape.simulate_landscape(grid.region, years, seed, res, quiet=quiet)
     ratio = res / res_s2
     pc = (land.patch_center_rc[0] + 0.5, land.patch_center_rc[1] + 0.5)
     pc2 = (pc[0] * ratio, pc[1] * ratio)
@@ -444,7 +485,7 @@ def _landsat_year(
     """Simulate and queue the Landsat scenes of one year; returns records and min clear count."""
     first = year == st.years[0]
     grid = st.grid
-    rng_cal = np.random.default_rng([st.seed, year, 100])
+    rng_cal = _season_rng(st, 100)
     acqs = calendar.landsat_dates(year, st.lon, int(rng_cal.integers(0, 16)))
     covers = _covers(rng_cal, acqs)
     count = np.zeros(grid.shape, dtype=np.int16)
@@ -452,13 +493,13 @@ def _landsat_year(
     valid = ~st.fill_landsat
     records = []
     for di, acq in enumerate(acqs):
-        rng = np.random.default_rng([st.seed, year, 1, di])
+        sky, rng = _date_rngs(st, year, 1, di)
         sun = calendar.sun_angles(st.lon, st.lat, acq.when)
         forced = st.patch_core if (first and acq.in_season) else None
         masks = _scene_masks(
-            rng, grid, covers[di], acq, sun, forced, count, _LANDSAT_MAX_OBSCURED, exempt
+            sky, grid, covers[di], acq, sun, forced, count, _LANDSAT_MAX_OBSCURED, exempt
         )
-        spec = spectra.surface_spectra(st.tables, pix, _doy(acq), rng, _illumination(rng, st.ramp))
+        spec = spectra.surface_spectra(st.tables, pix, _doy(acq), rng, _illumination(sky, st.ramp))
         clouds.apply_atmosphere(spec, masks)
         cloud_pct = 100.0 * float((masks.cloud & valid).sum()) / max(int(valid.sum()), 1)
         scene = LandsatScene(
@@ -500,7 +541,7 @@ def _s2_year(
     """Simulate and queue the Sentinel-2 items of one year; returns records and min clear count."""
     first = year == st.years[0]
     grid = st.grid_s2
-    rng_cal = np.random.default_rng([st.seed, year, 200])
+    rng_cal = _season_rng(st, 200)
     acqs = calendar.sentinel2_dates(year, st.lon, int(rng_cal.integers(0, 5)))
     covers = _covers(rng_cal, acqs)
     count = np.zeros(grid.shape, dtype=np.int16)
@@ -509,14 +550,14 @@ def _s2_year(
     no_gap = np.zeros(grid.shape, dtype=bool)
     records = []
     for di, acq in enumerate(acqs):
-        rng = np.random.default_rng([st.seed, year, 2, di])
+        sky, rng = _date_rngs(st, year, 2, di)
         sun = calendar.sun_angles(st.lon, st.lat, acq.when)
         forced = st.patch_core_s2 if (first and acq.in_season) else None
         masks = _scene_masks(
-            rng, grid, covers[di], acq, sun, forced, count, _S2_MAX_OBSCURED, exempt
+            sky, grid, covers[di], acq, sun, forced, count, _S2_MAX_OBSCURED, exempt
         )
         spec = spectra.surface_spectra(
-            st.tables, pix, _doy(acq), rng, _illumination(rng, st.ramp_s2)
+            st.tables, pix, _doy(acq), rng, _illumination(sky, st.ramp_s2)
         )
         clouds.apply_atmosphere(spec, masks)
         nodata = st.nodata_s2 if di % 2 == 1 else no_gap
@@ -638,7 +679,7 @@ def _write_docs(st: _Setup, work: Path, summary: dict[str, Any]) -> Path:
 
 
 def _plant_corridors(
-    st: _Setup, corridors: Sequence[BaseGeometry], width_m: float
+    st: _Setup, corridors: Sequence[BaseGeometry], width_m: float, quiet_m: float = 0.0
 ) -> tuple[_Setup, dict[str, Any]]:
     """Plant construction corridors (bare land) in the years after the first; returns the new
     setup and the planted footprint as a GeoJSON FeatureCollection (lon/lat)."""
@@ -663,7 +704,8 @@ def _plant_corridors(
     footprint = shapely.transform(shapely.union_all(polys), to_ll.transform, interleaved=False)
     features = [
         {"type": "Feature", "properties": {"kind": "footprint", "width_m": width_m, "pixels": int(planted.sum()),
-                                           "years": list(st.years[1:]), "note": "SIMULATED construction corridor"},
+                                           "years": list(st.years[1:]), "other_changes_beyond_m": quiet_m,
+                                           "note": "SIMULATED construction corridor"},
          "geometry": shapely.geometry.mapping(footprint)},
         *({"type": "Feature", "properties": {"kind": "centreline", "width_m": width_m},
            "geometry": shapely.geometry.mapping(g)} for g in corridors),
@@ -684,6 +726,7 @@ def simulate_archive(
     overwrite: bool = False,
     corridors: Sequence[BaseGeometry] = (),
     corridor_width_m: float = 150.0,
+    corridor_quiet_m: float = 0.0,
 ) -> SimulatedArchive:
     """Write a small, clearly SIMULATED archive of Landsat 8/9 L2SP and Sentinel-2 L2A scenes.
 
@@ -702,6 +745,11 @@ def simulate_archive(
         planted in every year after the first: vegetated pixels (WorldCover 10-40) whose centre
         lies in the flat-capped buffer become bare (60); water and built-up stay (bridges, towns).
         The planted footprint is written to ``reference/planted_corridor.geojson`` (issue 9).
+    corridor_quiet_m : the landscape's own year-2 changes (town growth, cropland to forest) are
+        planted at least this far (m) from every corridor centreline: the same shares, farther
+        away.  Then an assessment's rings and controls within this distance see the corridor as
+        the only land-cover change, i.e. a control that did not change (issue 9: its interval
+        should include 0).  0 (default): anywhere.
 
     Returns
     -------
@@ -713,12 +761,16 @@ def simulate_archive(
     years = _check_args(years, float(resolution_m), seed)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite)
+    if not (math.isfinite(float(corridor_quiet_m)) and float(corridor_quiet_m) >= 0):
+        raise ConfigError(f"demo corridor_quiet_m must be >= 0 m, got {corridor_quiet_m}")
     st = _setup(
-        region, region_name, years, int(seed), float(resolution_m), tuple(wrs_path_row), margin_m
-    )
+        region, region_name, years, int(seed), float(resolution_m), tuple(wrs_path_row), margin_m,
+        quiet_lines=corridors, quiet_m=float(corridor_quiet_m),
+    )  # fmt: skip
     planted = None
     if corridors:
-        st, planted = _plant_corridors(st, corridors, float(corridor_width_m))
+        width, quiet = float(corridor_width_m), float(corridor_quiet_m)
+        st, planted = _plant_corridors(st, corridors, width, quiet)
     lut = np.zeros(256, dtype=np.intp)
     lut[list(spectra.CLASS_CODES)] = np.arange(len(spectra.CLASS_CODES))
 

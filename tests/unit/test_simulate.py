@@ -18,7 +18,7 @@ from shapely.geometry import Point, Polygon, shape
 from eqi.demo import clouds as demo_clouds
 from eqi.demo import encoding, simulate_archive
 from eqi.demo.sentinel2 import mgrs_tile
-from eqi.errors import AOIError, InputError
+from eqi.errors import AOIError, ConfigError, InputError
 from eqi.sensors import resolve_item
 
 # a small hand-made polygon on the Chengdu plain (about 2.4 x 3.3 km)
@@ -413,3 +413,74 @@ def test_real_county_grid(sample_data: Path) -> None:
     from eqi.demo.simulate import _utm_epsg
 
     assert _utm_epsg(geom) == 32648
+
+
+def _landsat_ndvi_composite(archive, year: int) -> np.ndarray:
+    """Per-band median of the clear growing-season Landsat observations -> NDVI (the files only)."""
+    reds, nirs = [], []
+    for folder in _landsat_dirs(archive):
+        day = folder.name.split("_")[3]
+        if day[:4] != str(year) or not 6 <= int(day[4:6]) <= 9:
+            continue
+        qa = _read(folder / f"{folder.name}_QA_PIXEL.TIF")
+        bad = demo_clouds.QA.FILL | demo_clouds.QA.DILATED | demo_clouds.QA.CLOUD | demo_clouds.QA.SHADOW
+        clear = (qa & bad) == 0
+        for band, out in (("SR_B4", reds), ("SR_B5", nirs)):
+            dn = _read(folder / f"{folder.name}_{band}.TIF")
+            out.append(np.where(clear, dn * 2.75e-5 - 0.2, np.nan))
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            red, nir = np.nanmedian(np.stack(reds), 0), np.nanmedian(np.stack(nirs), 0)
+        return (nir - red) / (nir + red)
+
+
+def test_unchanged_land_has_no_year_effect(archive) -> None:
+    """The demo plants only land-cover changes: on land whose truth class did not change, the
+    composites of the two years agree, no scene-wide shift (it was -0.018 NDVI on the issue-9
+    corridor box when each year drew its own calendar, cloud amounts, clouds and illumination)."""
+    y1, y2 = (_read(archive.truth_landcover_paths[y]) for y in YEARS)
+    r, c = _patch_rc(archive, archive.truth_landcover_path)
+    rows, cols = np.indices(y1.shape)
+    patch = archive.summary["always_cloudy_patch"]
+    near_patch = np.hypot(rows - r, cols - c) <= (patch["radius_m"] + patch["cloud_ring_m"]) / 30 + 4
+    unchanged = _region_mask(archive) & (y1 == y2) & np.isin(y1, (10, 20, 30, 40)) & ~near_patch
+    d = _landsat_ndvi_composite(archive, YEARS[1]) - _landsat_ndvi_composite(archive, YEARS[0])
+    d = d[unchanged & np.isfinite(d)]
+    assert d.size > 1000
+    assert abs(float(np.median(d))) < 0.002 and abs(float(d.mean())) < 0.002, (np.median(d), d.mean())
+    # the calendar and each date's cloud amount repeat; the clouds are not a copy of the year-1
+    # patch (which is cloudy only in the first year)
+    dates = {y: sorted(f.name.split("_")[3][4:] for f in _landsat_dirs(archive) if f.name.split("_")[3][:4] == str(y))
+             for y in YEARS}  # fmt: skip
+    assert dates[YEARS[0]] == dates[YEARS[1]]
+
+
+def test_corridor_quiet_zone_moves_the_other_changes_away(archive, tmp_path: Path) -> None:
+    """corridor_quiet_m: the landscape's own year-2 changes lie beyond it from the corridor (the
+    same amount, elsewhere); within it the corridor is the only change."""
+    line = shapely.LineString([(103.800, 30.700), (103.815, 30.712)])
+    quiet_m = 400.0
+    sim = simulate_archive(TINY, tmp_path / "quiet", region_name="tiny test region", years=YEARS, margin_m=600.0,
+                           corridors=[line], corridor_width_m=90.0, corridor_quiet_m=quiet_m)  # fmt: skip
+    base = [_read(archive.truth_landcover_paths[y]) for y in YEARS]
+    lc = [_read(sim.truth_landcover_paths[y]) for y in YEARS]
+    assert np.array_equal(lc[0], base[0])  # the first-year map does not depend on the corridor
+    from pyproj import Transformer
+
+    to_utm = Transformer.from_crs("EPSG:4326", sim.crs, always_xy=True)
+    line_utm = shapely.transform(line, to_utm.transform, interleaved=False)
+    with rasterio.open(sim.truth_landcover_path) as src:
+        near = geometry_mask([line_utm.buffer(quiet_m - 30)], out_shape=src.shape, transform=src.transform,
+                             invert=True)  # fmt: skip
+    changed = lc[0] != lc[1]
+    assert set(np.unique(lc[1][changed & near])) == {60}  # only the corridor (bare land)
+    assert ((base[0] != base[1]) & near).sum() > 0  # without the quiet zone changes were there
+    region = _region_mask(archive)  # the shares are of the region's pixels
+    for code in (10, 50):  # the same amount of town growth and cropland-to-forest, elsewhere
+        moved = ((lc[1] == code) & changed & region).sum()
+        assert moved == ((base[1] == code) & (base[0] != base[1]) & region).sum() > 0
+    with pytest.raises(ConfigError, match="corridor_quiet_m"):
+        simulate_archive(TINY, tmp_path / "bad", region_name="t", years=YEARS, corridors=[line], corridor_quiet_m=-1)
