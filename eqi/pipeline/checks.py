@@ -332,6 +332,40 @@ def check_output_folder(out: Path) -> Path:
     return base
 
 
+# ecosystem quality (eqi.pipeline.eq_stage) holds, per assessed year, its parameters (LAI, FVC,
+# NPP), the ecosystem types and the reference mask of the whole area as float32, plus the pooled
+# copy the reference quantiles are taken from: about this many bytes per pixel and year
+EQ_BYTES_PER_PIXEL_YEAR = 2 * 5 * 4
+
+
+def _available_memory() -> int:
+    """Bytes of memory available now (MemAvailable; 8 GiB where /proc/meminfo is missing)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 1024**3
+
+
+def _check_whole_area_memory(plans: Sequence[Plan], estimate: PlanEstimate, hint: str) -> None:
+    """Ecosystem quality reads the whole evaluation area into memory (not tile by tile): refuse a
+    plan whose arrays would not fit in the memory available now (ConfigError, exit 2)."""
+    if not any("ecosystem_quality" in p.options.get("assessments", ()) for p in plans):
+        return
+    years = max(len(p.years) for p in plans)
+    need = estimate.pixels_per_year * years * EQ_BYTES_PER_PIXEL_YEAR
+    have = _available_memory()
+    if need > 0.8 * have:
+        raise ConfigError(
+            f"ecosystem_quality holds the whole evaluation area in memory: about {_size(need)} for "
+            f"{estimate.pixels_per_year:,} px x {years} years, but {_size(have)} is available; "
+            f"assess it for a smaller area (e.g. per prefecture) or fewer years, or use a coarser "
+            f"--resolution{hint}"
+        )
+
+
 def check_plan(plans: Sequence[Plan], limits: PlanLimits, *, force: bool = False,
                overwrite: bool = False) -> PlanEstimate:
     """Check a run's plans before anything is written (see the module docstring).
@@ -361,6 +395,7 @@ def check_plan(plans: Sequence[Plan], limits: PlanLimits, *, force: bool = False
             f"the plan is {estimate.describe()}, above plan_checks.max_pixels = {limits.max_pixels:.3g}; "
             f"choose a coarser --resolution or a smaller AOI, or raise plan_checks.max_pixels{hint}"
         )
+    _check_whole_area_memory(plans, estimate, hint)
     free = shutil.disk_usage(base).free
     need = estimate.bytes + limits.disk_reserve_bytes
     if free < need:

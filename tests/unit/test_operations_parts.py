@@ -242,3 +242,22 @@ def test_status_from_records_and_a_running_lock(tmp_path: Path) -> None:
     assert read_status(tmp_path)["running"] is None
     clear_failure(tmp_path / "r" / "2023")
     assert read_status(tmp_path)["counts"] == {"done": 1, "failed": 0, "pending": 2}
+
+
+def test_ecosystem_quality_whole_area_memory_limit(tmp_path: Path, monkeypatch) -> None:
+    """ecosystem_quality holds the area in memory: 6 tiles x 512² px x 2 years x 40 B per pixel-year."""
+    from eqi.pipeline import checks
+
+    plan = build_plan(build_config({**BASE, "products": ["ndvi", "ecosystem_quality"], "out": str(tmp_path / "out")}))
+    need = 6 * 512 * 512 * 2 * 40
+    limits = PlanLimits(disk_reserve_bytes=0)
+    monkeypatch.setattr(checks, "_available_memory", lambda: int(need / 0.8) - 8)
+    with pytest.raises(ConfigError, match=r"ecosystem_quality holds the whole evaluation area in memory: about 125.8 MB"):
+        check_plan([plan], limits)
+    check_plan([plan], limits, force=True)
+    monkeypatch.setattr(checks, "_available_memory", lambda: int(need / 0.8) + 8)
+    check_plan([plan], limits)
+    ndvi_only = build_plan(build_config({**BASE, "out": str(tmp_path / "out")}))
+    monkeypatch.setattr(checks, "_available_memory", lambda: 1)
+    check_plan([ndvi_only], limits)  # no whole-area step: no memory check
+    assert not (tmp_path / "out").exists()
