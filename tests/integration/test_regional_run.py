@@ -32,30 +32,7 @@ def _eqi(*argv: str) -> int:
 
 
 def test_run_with_ei_eqi_writes_the_regional_tables(sample_data: Path, tmp_path: Path, capsys) -> None:
-    scene_dir = sample_data / "landsat-c2l2-downsampled-scenes" / SCENE
-    archive = tmp_path / "archive.parquet"
-    assert _eqi("archive", "index", str(scene_dir), "--out", str(archive)) == 0
-    with rasterio.open(scene_dir / f"{SCENE}_SR_B4.TIF") as src:
-        crs, b = src.crs, src.bounds
-    # a made-up ESA WorldCover-coded reference on the scene's extent: tree / crop / built / water bands
-    w, h = int((b.right - b.left) // 90), int((b.top - b.bottom) // 90)
-    codes = np.full((h, w), 10, dtype=np.uint8)
-    codes[:, w // 3 :] = 40
-    codes[: h // 4, : w // 4] = 50
-    codes[h // 2 : h // 2 + 5, :] = 80
-    ref = tmp_path / "reference.tif"
-    with rasterio.open(ref, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8", crs=crs,
-                       transform=from_origin(b.left, b.top, 90, 90), nodata=0) as dst:  # fmt: skip
-        dst.write(codes, 1)
-    x0, x1 = b.left + 0.35 * (b.right - b.left), b.left + 0.6 * (b.right - b.left)
-    y0, y1 = b.bottom + 0.35 * (b.top - b.bottom), b.bottom + 0.6 * (b.top - b.bottom)
-    from pyproj import Transformer
-
-    tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    (lon0, lon1), (lat0, lat1) = tr.transform([x0, x1], [y0, y1])
-    aoi = tmp_path / "site.geojson"
-    aoi.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"name": "site"},
-                   "geometry": {"type": "Polygon", "coordinates": [[[lon0, lat0], [lon1, lat0], [lon1, lat1], [lon0, lat1], [lon0, lat0]]]}}]}))  # fmt: skip
+    archive, crs, _b, ref, aoi = _scene_inputs(sample_data, tmp_path, water=True, x_share=(0.35, 0.6))
     tables = tmp_path / "tables"
     tables.mkdir()
     (tables / "disasters.csv").write_text("adcode,year,affected_km2\n510115,2019,0.5\n", encoding="utf-8")
@@ -93,8 +70,10 @@ def test_run_with_ei_eqi_writes_the_regional_tables(sample_data: Path, tmp_path:
     assert (folder / "regions.json").read_bytes() == before
 
 
-def _scene_inputs(sample_data: Path, tmp_path: Path) -> tuple[Path, object, object, Path, Path]:
-    """Archive, CRS, bounds, a WorldCover-coded reference (tree / crop / built / water) and an AOI."""
+def _scene_inputs(sample_data: Path, tmp_path: Path, *, water: bool = False,
+                  x_share: tuple[float, float] = (0.2, 0.5)) -> tuple[Path, object, object, Path, Path]:  # fmt: skip
+    """Archive, CRS, bounds, a made-up WorldCover-coded reference on the scene's extent (tree / crop /
+    built bands, with ``water`` a water band too) and an AOI over ``x_share`` of its width."""
     scene_dir = sample_data / "landsat-c2l2-downsampled-scenes" / SCENE
     archive = tmp_path / "archive.parquet"
     assert _eqi("archive", "index", str(scene_dir), "--out", str(archive)) == 0
@@ -104,6 +83,8 @@ def _scene_inputs(sample_data: Path, tmp_path: Path) -> tuple[Path, object, obje
     codes = np.full((h, w), 10, dtype=np.uint8)
     codes[:, w // 3 :] = 40
     codes[: h // 4, : w // 4] = 50
+    if water:
+        codes[h // 2 : h // 2 + 5, :] = 80
     ref = tmp_path / "reference.tif"
     with rasterio.open(ref, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8", crs=crs,
                        transform=from_origin(b.left, b.top, 90, 90), nodata=0) as dst:  # fmt: skip
@@ -111,7 +92,7 @@ def _scene_inputs(sample_data: Path, tmp_path: Path) -> tuple[Path, object, obje
     from pyproj import Transformer
 
     tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    (lon0, lon1), (lat0, lat1) = tr.transform([b.left + 0.2 * (b.right - b.left), b.left + 0.5 * (b.right - b.left)],
+    (lon0, lon1), (lat0, lat1) = tr.transform([b.left + x_share[0] * (b.right - b.left), b.left + x_share[1] * (b.right - b.left)],
                                               [b.bottom + 0.35 * (b.top - b.bottom), b.bottom + 0.6 * (b.top - b.bottom)])  # fmt: skip
     aoi = tmp_path / "site.geojson"
     aoi.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"name": "site"},
