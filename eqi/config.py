@@ -470,18 +470,15 @@ def _relative_to(base: Path, value: Any) -> Any:
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     data = dict(data)
     landcover = data.get("landcover")
-    for key in ("reference", "water_bodies"):
-        if isinstance(landcover, dict) and isinstance(landcover.get(key), str):
-            ref = Path(landcover[key]).expanduser()
-            if "://" not in landcover[key] and not ref.is_absolute():
-                landcover = {**landcover, key: str((base / ref).resolve())}
-                data["landcover"] = landcover
+    if isinstance(landcover, dict):
+        data["landcover"] = {**landcover, **{k: _relative_to(base, landcover[k]) for k in ("reference", "water_bodies")
+                                             if isinstance(landcover.get(k), str)}}  # fmt: skip
     assess = data.get("assess")
     if isinstance(assess, dict):  # tabular inputs, rivers and zone files: relative to the config
         assess = dict(assess)
         for key in ("tables", "rivers"):
-            if isinstance(assess.get(key), str) and "://" not in assess[key] and not Path(assess[key]).expanduser().is_absolute():
-                assess[key] = str((base / Path(assess[key]).expanduser()).resolve())
+            if key in assess:
+                assess[key] = _relative_to(base, assess[key])
         eq = assess.get("ecosystem_quality")
         if isinstance(eq, dict):  # parameter rasters: templates, {year: path} mappings, reference areas
             assess["ecosystem_quality"] = {k: _relative_to(base, v) for k, v in eq.items()}
