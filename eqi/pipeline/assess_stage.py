@@ -50,7 +50,6 @@ from eqi.pipeline import eq_stage
 from eqi.pipeline.eq_stage import EQ, EQ_COLUMNS, EQ_PROFILE, EqOutcome, eq_row
 from eqi.pipeline.plan import Plan
 from eqi.pipeline.tasks import params_hash
-from eqi.pipeline.trend_stage import clip_to_region
 from eqi.resources import load_profile
 from eqi.science import uncertainty as unc
 from eqi.science.ei import EiInputs, compute_ei, delta_ei_class, ei_grade, habitat_quality
@@ -739,7 +738,7 @@ def _ecosystem_quality(p: Plan, mosaics: Mapping[int, Mapping[str, Path]], opts:
         return outcome, []
     area_geobox = p.stack.grid.region_geobox(p.area.geometry)
     written = [*outcome.rasters.values()]
-    written += eq_stage.region_rasters(outcome, p.area.regions, p.stack.grid, area_geobox, p.out, tags=tags, clip=clip_to_region)
+    written += eq_stage.region_rasters(outcome, p.area.regions, p.stack.grid, area_geobox, p.out, tags=tags)
     progress(f"ecosystem quality {', '.join(map(str, sorted(outcome.rasters)))}: reference {outcome.scope}")
     return outcome, written
 

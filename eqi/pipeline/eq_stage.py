@@ -37,6 +37,7 @@ from eqi.io.qml import continuous_qml, write_qml
 from eqi.io.raster import check_raster, open_raster, read_layer, read_onto, region_mask
 from eqi.palettes import ramp
 from eqi.params import Profile, param_value
+from eqi.pipeline.trend_stage import clip_to_region
 from eqi.science import ecosystem_quality as eq
 
 __all__ = ["EQ", "EQ_PROFILE", "EqOutcome", "supplied_parameters", "year_rasters", "check_eq_inputs", "missing_inputs",
@@ -144,14 +145,19 @@ def _year_parameters(mosaics: Mapping[str, Path], opts: Mapping[str, Any], year:
     return params
 
 
+def _style(path: Path, label: str) -> Path:
+    """The 0-100 QGIS style beside ``path`` (area and region rasters alike)."""
+    write_qml(path, continuous_qml(0.0, 100.0, ramp("rsei", 0.0, 100.0), nodata=None, label=label, precision=1))
+    return path
+
+
 def _write_quality(q: np.ndarray, geobox: GeoBox, path: Path, tags: Mapping[str, str], label: str) -> Path:
     """The styled 0-100 COG (float32, NaN nodata) and its .qml."""
     arr = xr.DataArray(q, dims=("y", "x")).assign_coords(xr_coords(geobox))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_cog(arr, path, nodata=float("nan"), description=label, kind="continuous", units="0-100",
               tags={**tags, "EQI_PRODUCT": EQ})  # fmt: skip
-    write_qml(path, continuous_qml(0.0, 100.0, ramp("rsei", 0.0, 100.0), nodata=None, label=label, precision=1))
-    return path
+    return _style(path, label)
 
 
 def eq_rasters(
@@ -170,9 +176,9 @@ def eq_rasters(
     """
     years = sorted(mosaics)
     missing = {y: missing_inputs(opts, y, profile) for y in years}
+    computed = [str(c) for c in param_value(profile["computed_parameters"])]
     for y in years:
-        if "fvc" not in mosaics[y]:
-            missing[y].append("fvc (no fvc mosaic for the year)")
+        missing[y] += [f"{c} (no {c} mosaic for the year)" for c in computed if c not in mosaics[y]]
     ok = [y for y in years if not missing[y]]
     if not ok:
         return EqOutcome(missing=missing)
@@ -202,17 +208,15 @@ def eq_rasters(
 
 
 def region_rasters(outcome: EqOutcome, regions: Sequence[Region], grid: Any, area_geobox: GeoBox, out: Path, *,
-                   tags: Mapping[str, str], clip: Callable[..., Path]) -> list[Path]:  # fmt: skip
+                   tags: Mapping[str, str]) -> list[Path]:  # fmt: skip
     """The area COGs clipped to each run region (``OUT/<region>/ecosystem_quality/<year>/``),
-    restyled 0-100; ``clip`` is :func:`eqi.pipeline.trend_stage.clip_to_region`."""
+    restyled 0-100 (the clip styles by the data's own range)."""
     written: list[Path] = []
     for region in regions:
         for year, tif in sorted(outcome.rasters.items()):
-            path = clip(tif, area_geobox, region, grid, out / region.name / EQ / str(year),
-                        tags={**tags, "EQI_REGION": region.name, "EQI_YEAR": str(year)}, classes=None)  # fmt: skip
-            label = f"Ecosystem quality (HJ 1172-2021) {year}"
-            write_qml(path, continuous_qml(0.0, 100.0, ramp("rsei", 0.0, 100.0), nodata=None, label=label, precision=1))
-            written.append(path)
+            path = clip_to_region(tif, area_geobox, region, grid, out / region.name / EQ / str(year),
+                                  tags={**tags, "EQI_REGION": region.name, "EQI_YEAR": str(year)}, classes=None)  # fmt: skip
+            written.append(_style(path, f"Ecosystem quality (HJ 1172-2021) {year}"))
     return written
 
 
