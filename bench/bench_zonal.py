@@ -290,11 +290,9 @@ def decode_floor(res: float, cache: str) -> Callable[[], dict[str, np.ndarray]]:
             boxes = shapely.box(*np.array([(t.c + c * t.a, t.f + min(r + by, ds.height) * t.e,
                                             t.c + min(c + bx, ds.width) * t.a, t.f + r * t.e)
                                            for r, c in starts]).T)  # fmt: skip
-            touched = 0
             for (r, c), hit in zip(starts, shapely.intersects(boxes, union), strict=True):
                 if hit:
                     ds.read(1, window=Window(c, r, min(bx, ds.width - c), min(by, ds.height - r)))
-                    touched += 1
         return {"regions": np.array([len(counties)], dtype=np.float64)}
 
     return work

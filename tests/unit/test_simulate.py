@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -428,12 +429,9 @@ def _landsat_ndvi_composite(archive, year: int) -> np.ndarray:
         for band, out in (("SR_B4", reds), ("SR_B5", nirs)):
             dn = _read(folder / f"{folder.name}_{band}.TIF")
             out.append(np.where(clear, dn * 2.75e-5 - 0.2, np.nan))
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            red, nir = np.nanmedian(np.stack(reds), 0), np.nanmedian(np.stack(nirs), 0)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels (never clear) stay NaN
+        red, nir = np.nanmedian(np.stack(reds), 0), np.nanmedian(np.stack(nirs), 0)
         return (nir - red) / (nir + red)
 
 
@@ -451,8 +449,7 @@ def test_unchanged_land_has_no_year_effect(archive) -> None:
     d = d[unchanged & np.isfinite(d)]
     assert d.size > 1000
     assert abs(float(np.median(d))) < 0.002 and abs(float(d.mean())) < 0.002, (np.median(d), d.mean())
-    # the calendar and each date's cloud amount repeat; the clouds are not a copy of the year-1
-    # patch (which is cloudy only in the first year)
+    # the calendar repeats: the same acquisition days in both years
     dates = {y: sorted(f.name.split("_")[3][4:] for f in _landsat_dirs(archive) if f.name.split("_")[3][:4] == str(y))
              for y in YEARS}  # fmt: skip
     assert dates[YEARS[0]] == dates[YEARS[1]]
