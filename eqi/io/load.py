@@ -23,6 +23,7 @@ from odc.geo.geobox import GeoBox
 
 from eqi.errors import BandError
 from eqi.io.catalog.base import item_interval
+from eqi.io.native_read import native_band
 from eqi.sensors import ItemBands, SensorSpec, resolve_item
 
 __all__ = ["ItemGroup", "group_items", "normalise_item", "load_group", "GraphRewriteWarning"]
@@ -252,6 +253,16 @@ def independent_chunks(arr: da.Array) -> da.Array:
     return da.Array(hlg, arr.name, arr.chunks, meta=arr._meta)
 
 
+def _native(ds: xr.Dataset, name: Any, plan: Any, geobox: GeoBox, resampling: str) -> da.Array | None:
+    """Band ``name`` of ``ds`` as windowed reads when all its sources lie on ``geobox``'s grid
+    (:mod:`eqi.io.native_read`; resampling is then moot), else None."""
+    try:
+        slices = [[plan.srcs[i][name] for i in members] for members in plan.grouped_idx]
+    except (AttributeError, KeyError, TypeError, IndexError):  # no load plan from this odc-stac
+        return None
+    return native_band(ds[name].data, slices, geobox, fill=ds[name].attrs.get("nodata"), name=str(name))
+
+
 def load_group(
     group: ItemGroup,
     geobox: GeoBox,
@@ -282,8 +293,15 @@ def load_group(
         resampling=resampling_map,
         patch_url=_patch_url_for(group.items),
         fail_on_error=True,
+        debug=True,  # odc-stac's load plan (time slices, sources) in ds.encoding["debug"]
     )
-    for name in ds.data_vars:  # one spatial block's time series after another, not date by date
+    plan = ds.encoding.pop("debug", None)
+    for name in ds.data_vars:
+        native = _native(ds, name, plan, geobox, resampling_map.get(name, resampling))
+        if native is not None:  # already on the grid: windowed reads, independent chunks
+            ds[name].data = native
+            continue
+        # one spatial block's time series after another, not date by date
         rewritten = independent_chunks(ds[name].data)
         if rewritten is ds[name].data and ds.sizes["time"] > 1:
             warnings.warn(

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 import rasterio
 from rasterio.errors import RasterioError
 
-__all__ = ["watch_read_failures", "failed_assets", "probe_asset", "is_transient", "clear_http_cache"]
+__all__ = ["watch_read_failures", "note_failure", "failed_assets", "probe_asset", "is_transient", "clear_http_cache"]
 
 _ODC_LOGGER = "odc.loader._rio"
 _RECORDS: collections.deque[tuple[str, str]] = collections.deque(maxlen=2000)  # (href, message)
@@ -52,6 +52,12 @@ def watch_read_failures() -> None:
         logger.setLevel(logging.ERROR)
         logger.propagate = False
         _INSTALLED.append(handler)
+
+
+def note_failure(href: str, message: str) -> None:
+    """Record a failed read of ``href`` (eqi's own readers; odc-loader's are collected)."""
+    with _LOCK:
+        _RECORDS.append((href, message))
 
 
 def _bare(href: str) -> str:

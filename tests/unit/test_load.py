@@ -7,18 +7,24 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import odc.stac
+import pytest
+from affine import Affine
+from odc.geo.geobox import GeoBox
 
 from bench import fixtures
 from eqi.io.load import group_items, independent_chunks, load_group
 
 
-def test_load_group_gives_every_chunk_its_own_reader_task(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shift_px", [0.0, 0.5], ids=["native-grid", "warped"])
+def test_load_group_gives_every_chunk_its_own_reader_task(tmp_path: Path, shift_px: float) -> None:
     # Shared per-date odc-stac reader tasks made Dask read all blocks of a date before reducing
-    # any block (2.2 GiB for 64 dates in make bench); load_group inlines them.
+    # any block (2.2 GiB for 64 dates in make bench); load_group inlines them (odc-stac's warped
+    # reads) or reads each chunk's windows itself (a grid the scenes are on: eqi.io.native_read).
     fixtures.landsat_scenes(2, 256, tmp_path)
     items = fixtures.landsat_items(2, 256, tmp_path)
     groups = group_items(items, ["red", "nir"])
-    geobox = fixtures.scene_geobox(256)
+    grid = fixtures.scene_geobox(256)
+    geobox = GeoBox(grid.shape, grid.affine @ Affine.translation(shift_px, 0), grid.crs)
     loaded = load_group(groups[0], geobox, chunk=128)
     for name in ("red", "nir", "qa_pixel"):
         layers = loaded[name].data.dask.layers
@@ -88,13 +94,13 @@ def test_planetary_computer_hrefs_are_signed_afresh_when_read() -> None:
 
 def test_an_unknown_odc_graph_is_reported_not_silently_ignored(tmp_path: Path, monkeypatch) -> None:
     """If odc-loader renames its reader layers, the rewrite finds nothing: eqi must say so."""
-    import pytest
-
     from eqi.io import load as load_module
 
     fixtures.landsat_scenes(2, 256, tmp_path)
     items = fixtures.landsat_items(2, 256, tmp_path)
     groups = group_items(items, ["red", "nir"])
     monkeypatch.setattr(load_module, "_ODC_SHARED_LAYERS", ("no-such-layer-",))
+    grid = fixtures.scene_geobox(256)  # half a pixel off the scenes' grid: odc-stac warps, not a windowed read
+    geobox = GeoBox(grid.shape, grid.affine @ Affine.translation(0.5, 0), grid.crs)
     with pytest.warns(load_module.GraphRewriteWarning, match="could not make the chunks"):
-        load_group(groups[0], fixtures.scene_geobox(256), chunk=128)
+        load_group(groups[0], geobox, chunk=128)

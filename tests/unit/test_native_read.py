@@ -1,0 +1,136 @@
+"""Bands on the output grid are read by windows (eqi.io.native_read); odc-stac is the oracle."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import odc.stac
+import pystac
+import pytest
+import rasterio
+from affine import Affine
+from odc.geo.geobox import GeoBox
+from rasterio.errors import RasterioIOError
+
+from eqi.io.catalog.archive import scan_scenes
+from eqi.io.load import _native, group_items, load_group
+from eqi.io.read_errors import failed_assets, forget
+
+CRS = "EPSG:32648"
+EXTENSIONS = ["https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+              "https://stac-extensions.github.io/raster/v1.1.0/schema.json"]  # fmt: skip
+
+
+def _odc(items, bands, geobox) -> dict[str, np.ndarray]:
+    ds = odc.stac.load(list(items), bands=list(bands), geobox=geobox, groupby="solar_day", chunks={})
+    return {b: ds[b].values for b in bands}
+
+
+def _native_layers(ds) -> dict[str, bool]:
+    return {str(n): any(k.startswith("native-") for k in ds[n].data.dask.layers) for n in ds.data_vars}
+
+
+def _item_grid(item: pystac.Item, asset: str) -> GeoBox:
+    extra = item.assets[asset].extra_fields
+    h, w = extra["proj:shape"]
+    return GeoBox((h, w), Affine(*extra["proj:transform"][:6]), extra["proj:code"])
+
+
+@pytest.mark.parametrize("folder", ["landsat-c2l2-downsampled-scenes", "sentinel2-l2a-29RKH-downsampled"])
+def test_real_scenes_on_their_own_grid_load_as_odc_stac_loads_them(sample_data: Path, folder: str) -> None:
+    items, _ = scan_scenes([sample_data / folder])
+    item = items[0]
+    grid = _item_grid(item, "red")
+    # a grid reaching 37 px beyond the scene's top-left corner and ending inside it: fill and crop
+    a = grid.affine
+    geobox = GeoBox((grid.shape.y - 50, grid.shape.x - 20), a @ Affine.translation(-37, -37), grid.crs)
+    (group,) = group_items([item], ["red", "nir"])
+    loaded = load_group(group, geobox, chunk=128)
+    native = _native_layers(loaded)
+    assert native["red"] and native["nir"]
+    # Landsat's QA_PIXEL is on the same grid; Sentinel-2's SCL (20 m) is not: odc-stac warps it
+    assert native[group.mask_alias] is (folder.startswith("landsat"))
+    expected = _odc(group.items, list(loaded.data_vars), geobox)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(loaded[name].values, values, err_msg=name)
+    assert (loaded["red"].values[0, :37, :] == 0).all()  # beyond the scene: its nodata
+    assert (loaded["red"].values[0, 37:, 37:] != 0).any()
+
+
+def _write(path: Path, data: np.ndarray, transform: Affine, nodata: int | None) -> None:
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1,
+                       dtype=data.dtype, crs=CRS, transform=transform, nodata=nodata, tiled=True,
+                       blockxsize=16, blockysize=16) as dst:  # fmt: skip
+        dst.write(data, 1)
+
+
+def _item(item_id: str, when: str, path: Path, transform: Affine, shape: tuple[int, int], nodata: int) -> pystac.Item:
+    geometry = {"type": "Polygon", "coordinates": [[[105.0, 30.0], [105.5, 30.0], [105.5, 30.5], [105.0, 30.5],
+                                                    [105.0, 30.0]]]}  # fmt: skip
+    item = pystac.Item(item_id, geometry, [105.0, 30.0, 105.5, 30.5], datetime.fromisoformat(when),
+                       properties={"proj:code": CRS}, stac_extensions=EXTENSIONS)  # fmt: skip
+    item.add_asset("red", pystac.Asset(str(path), extra_fields={
+        "proj:shape": list(shape), "proj:transform": list(transform)[:6],
+        "raster:bands": [{"nodata": nodata, "data_type": "uint16"}]}))  # fmt: skip
+    return item
+
+
+def test_items_of_one_solar_day_are_fused_and_source_nodata_becomes_the_fill(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    base = Affine(30, 0, 500000, 0, -30, 3400000)
+    # scene A: 40 x 40 px at the grid origin, its files mark nodata 9 (declared: 0)
+    a = rng.integers(1, 1000, (40, 40)).astype("uint16")
+    a[12:20, 28:36] = 9  # a hole inside b's footprint
+    _write(tmp_path / "a.tif", a, base, nodata=9)
+    # scene B, 20 minutes later (same solar day), shifted by (12, 25) px: fills A's holes only
+    b = rng.integers(1000, 2000, (40, 40)).astype("uint16")
+    tb = base @ Affine.translation(25, 12)
+    _write(tmp_path / "b.tif", b, tb, nodata=0)
+    # scene C, another day, no nodata in the file
+    c = rng.integers(1, 5, (30, 30)).astype("uint16")
+    tc = base @ Affine.translation(-5, 3)
+    _write(tmp_path / "c.tif", c, tc, nodata=None)
+    items = [_item("a", "2021-07-01T03:40:00Z", tmp_path / "a.tif", base, (40, 40), 0),
+             _item("b", "2021-07-01T04:00:00Z", tmp_path / "b.tif", tb, (40, 40), 0),
+             _item("c", "2021-07-09T03:40:00Z", tmp_path / "c.tif", tc, (30, 30), 0)]  # fmt: skip
+    geobox = GeoBox((64, 64), base, CRS)
+    ds = odc.stac.load(items, bands=["red"], geobox=geobox, groupby="solar_day",
+                       chunks={"time": 1, "x": 24, "y": 24}, debug=True)  # fmt: skip
+    plan = ds.encoding.pop("debug")
+    native = _native(ds, "red", plan, geobox, "nearest")
+    assert native is not None
+    expected = ds["red"].values
+    assert expected.shape[0] == 2  # a and b fused
+    np.testing.assert_array_equal(native.compute(), expected)
+    # the oracle is not trivial: b fills a's hole and what a does not cover, a keeps the rest
+    assert (expected[0, 12:20, 28:36] >= 1000).all() and (expected[0, 20:40, 25:40] < 1000).all()
+    assert (expected[0, 12:52, 40:64] >= 1000).all() and (expected[0, :12, 40:] == 0).all()
+
+
+def test_grids_that_are_not_the_output_grid_are_left_to_odc_stac(tmp_path: Path) -> None:
+    base = Affine(30, 0, 500000, 0, -30, 3400000)
+    data = np.arange(1, 401, dtype="uint16").reshape(20, 20)
+    _write(tmp_path / "a.tif", data, base, nodata=0)
+    items = [_item("a", "2021-07-01T03:40:00Z", tmp_path / "a.tif", base, (20, 20), 0)]
+    for geobox in (GeoBox((20, 20), base @ Affine.translation(0.5, 0), CRS),  # half a pixel off
+                   GeoBox((10, 10), Affine(60, 0, 500000, 0, -60, 3400000), CRS),  # another pixel size
+                   GeoBox((20, 20), base, "EPSG:32649")):  # another CRS  # fmt: skip
+        ds = odc.stac.load(items, bands=["red"], geobox=geobox, groupby="solar_day", chunks={}, debug=True)
+        assert _native(ds, "red", ds.encoding.pop("debug"), geobox, "nearest") is None
+
+
+def test_a_file_whose_grid_is_not_its_declared_one_fails_naming_it(tmp_path: Path) -> None:
+    base = Affine(30, 0, 500000, 0, -30, 3400000)
+    _write(tmp_path / "a.tif", np.ones((20, 20), "uint16"), base @ Affine.translation(3, 0), nodata=0)
+    items = [_item("a", "2021-07-01T03:40:00Z", tmp_path / "a.tif", base, (20, 20), 0)]  # declares `base`
+    geobox = GeoBox((20, 20), base, CRS)
+    ds = odc.stac.load(items, bands=["red"], geobox=geobox, groupby="solar_day", chunks={}, debug=True)
+    native = _native(ds, "red", ds.encoding.pop("debug"), geobox, "nearest")
+    assert native is not None
+    href = str(tmp_path / "a.tif")
+    forget([href])
+    with pytest.raises(RasterioIOError, match="not the one its STAC metadata declares"):
+        native.compute()
+    assert [f[:2] for f in failed_assets({href: ("a", "red")})] == [("a", "red")]
