@@ -34,7 +34,7 @@ from rasterio.windows import Window
 
 from eqi.io.read_errors import note_failure
 
-__all__ = ["NativeSource", "native_sources", "native_band"]
+__all__ = ["NativeSource", "native_source", "native_band"]
 
 _ALIGN_TOL = 1e-6  # of a pixel: corners this close count as aligned
 
@@ -67,7 +67,7 @@ def _offset_px(value: float) -> int | None:
     return int(k) if abs(value - k) <= _ALIGN_TOL else None
 
 
-def native_sources(source: Any, geobox: GeoBox) -> NativeSource | None:
+def native_source(source: Any, geobox: GeoBox) -> NativeSource | None:
     """``source`` (an odc-loader ``RasterSource``) as a :class:`NativeSource` on ``geobox``, or
     None when it is remote, has no declared grid, or its grid is not aligned with ``geobox``."""
     path = _local_path(str(source.uri))
@@ -144,7 +144,7 @@ def native_band(
     value (its nodata)."""
     native: list[tuple[NativeSource, ...]] = []
     for members in slices:
-        found = [native_sources(s, geobox) for s in members]
+        found = [native_source(s, geobox) for s in members]
         if any(n is None for n in found):
             return None
         native.append(tuple(n for n in found if n is not None))
