@@ -253,7 +253,7 @@ def independent_chunks(arr: da.Array) -> da.Array:
     return da.Array(hlg, arr.name, arr.chunks, meta=arr._meta)
 
 
-def _native(ds: xr.Dataset, name: Any, plan: Any, geobox: GeoBox, resampling: str) -> da.Array | None:
+def _native(ds: xr.Dataset, name: Any, plan: Any, geobox: GeoBox) -> da.Array | None:
     """Band ``name`` of ``ds`` as windowed reads when all its sources lie on ``geobox``'s grid
     (:mod:`eqi.io.native_read`; resampling is then moot), else None."""
     try:
@@ -297,7 +297,7 @@ def load_group(
     )
     plan = ds.encoding.pop("debug", None)
     for name in ds.data_vars:
-        native = _native(ds, name, plan, geobox, resampling_map.get(name, resampling))
+        native = _native(ds, name, plan, geobox)
         if native is not None:  # already on the grid: windowed reads, independent chunks
             ds[name].data = native
             continue

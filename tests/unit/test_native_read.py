@@ -99,7 +99,7 @@ def test_items_of_one_solar_day_are_fused_and_source_nodata_becomes_the_fill(tmp
     ds = odc.stac.load(items, bands=["red"], geobox=geobox, groupby="solar_day",
                        chunks={"time": 1, "x": 24, "y": 24}, debug=True)  # fmt: skip
     plan = ds.encoding.pop("debug")
-    native = _native(ds, "red", plan, geobox, "nearest")
+    native = _native(ds, "red", plan, geobox)
     assert native is not None
     expected = ds["red"].values
     assert expected.shape[0] == 2  # a and b fused
@@ -118,7 +118,7 @@ def test_grids_that_are_not_the_output_grid_are_left_to_odc_stac(tmp_path: Path)
                    GeoBox((10, 10), Affine(60, 0, 500000, 0, -60, 3400000), CRS),  # another pixel size
                    GeoBox((20, 20), base, "EPSG:32649")):  # another CRS  # fmt: skip
         ds = odc.stac.load(items, bands=["red"], geobox=geobox, groupby="solar_day", chunks={}, debug=True)
-        assert _native(ds, "red", ds.encoding.pop("debug"), geobox, "nearest") is None
+        assert _native(ds, "red", ds.encoding.pop("debug"), geobox) is None
 
 
 def test_a_file_whose_grid_is_not_its_declared_one_fails_naming_it(tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_a_file_whose_grid_is_not_its_declared_one_fails_naming_it(tmp_path: Pat
     items = [_item("a", "2021-07-01T03:40:00Z", tmp_path / "a.tif", base, (20, 20), 0)]  # declares `base`
     geobox = GeoBox((20, 20), base, CRS)
     ds = odc.stac.load(items, bands=["red"], geobox=geobox, groupby="solar_day", chunks={}, debug=True)
-    native = _native(ds, "red", ds.encoding.pop("debug"), geobox, "nearest")
+    native = _native(ds, "red", ds.encoding.pop("debug"), geobox)
     assert native is not None
     href = str(tmp_path / "a.tif")
     forget([href])
