@@ -3,7 +3,8 @@
 odc-stac raises the bare rasterio error (``HTTP response code: 404``, ``Chunk and warp failed``),
 which names no file; odc-loader logs ``Failed to load <href>:<band>`` just before.  A process-wide
 collector (:func:`watch_read_failures`) keeps the last of these records, so a failed tile can name
-the item and asset it could not read (:func:`failed_assets`); :func:`probe_asset` opens an asset
+the item and asset it could not read (:func:`failed_assets`); eqi's own windowed reads record
+theirs with :func:`note_failure`; :func:`probe_asset` opens an asset
 and reads its last block when no record names one (a truncated file fails there).
 """
 

@@ -94,7 +94,9 @@ def test_items_of_one_solar_day_are_fused_and_source_nodata_becomes_the_fill(tmp
     _write(tmp_path / "c.tif", c, tc, nodata=None)
     items = [_item("a", "2021-07-01T03:40:00Z", tmp_path / "a.tif", base, (40, 40), 0),
              _item("b", "2021-07-01T04:00:00Z", tmp_path / "b.tif", tb, (40, 40), 0),
-             _item("c", "2021-07-09T03:40:00Z", tmp_path / "c.tif", tc, (30, 30), 0)]  # fmt: skip
+             _item("c", "2021-07-09T03:40:00Z", tmp_path / "c.tif", tc, (30, 30), 0),
+             # scene D, a third day, beside the grid: its slice stays all fill
+             _item("d", "2021-07-17T03:40:00Z", tmp_path / "c.tif", base @ Affine.translation(100, 0), (30, 30), 0)]  # fmt: skip
     geobox = GeoBox((64, 64), base, CRS)
     ds = odc.stac.load(items, bands=["red"], geobox=geobox, groupby="solar_day",
                        chunks={"time": 1, "x": 24, "y": 24}, debug=True)  # fmt: skip
@@ -102,11 +104,23 @@ def test_items_of_one_solar_day_are_fused_and_source_nodata_becomes_the_fill(tmp
     native = _native(ds, "red", plan, geobox)
     assert native is not None
     expected = ds["red"].values
-    assert expected.shape[0] == 2  # a and b fused
+    assert expected.shape[0] == 3 and (expected[2] == 0).all()  # a and b fused; d outside
     np.testing.assert_array_equal(native.compute(), expected)
     # the oracle is not trivial: b fills a's hole and what a does not cover, a keeps the rest
     assert (expected[0, 12:20, 28:36] >= 1000).all() and (expected[0, 20:40, 25:40] < 1000).all()
     assert (expected[0, 12:52, 40:64] >= 1000).all() and (expected[0, :12, 40:] == 0).all()
+
+
+def test_a_grid_odc_loader_would_paste_is_read_by_windows_with_its_pixels(tmp_path: Path) -> None:
+    base = Affine(30, 0, 500000, 0, -30, 3400000)
+    _write(tmp_path / "a.tif", np.arange(1, 401, dtype="uint16").reshape(20, 20), base, nodata=0)
+    items = [_item("a", "2021-07-01T03:40:00Z", tmp_path / "a.tif", base, (20, 20), 0)]
+    geobox = GeoBox((16, 16), base @ Affine.translation(2.01, 3), CRS)  # 0.01 px off: odc-loader pastes
+    ds = odc.stac.load(items, bands=["red"], geobox=geobox, groupby="solar_day", chunks={"x": 8, "y": 8}, debug=True)
+    native = _native(ds, "red", ds.encoding.pop("debug"), geobox)
+    assert native is not None
+    np.testing.assert_array_equal(native.compute(), ds["red"].values)
+    assert native[0, 0, 0].compute() == 3 * 20 + 2 + 1  # file row 3, column 2
 
 
 def test_grids_that_are_not_the_output_grid_are_left_to_odc_stac(tmp_path: Path) -> None:
