@@ -187,10 +187,13 @@ def _stream(data: Any, dst: rasterio.io.DatasetWriter, stats: _Stats, dtype: np.
         # computed once) and written as they finish; the lock serialises GDAL access.  The
         # target is an open GDAL dataset that cannot be pickled, so a "processes" scheduler is
         # replaced by threads for this step; "sync" is kept (debugging).
-        scheduler = (
-            "sync" if dask.config.get("scheduler", None) in ("sync", "synchronous") else "threads"
-        )
-        with dask.config.set(scheduler=scheduler):
+        # (functions, not names: a name makes dask import dask.distributed to look for a client)
+        import dask.local
+        import dask.threaded
+
+        configured = dask.config.get("scheduler", None)
+        sync = configured in ("sync", "synchronous", "single-threaded") or configured is dask.local.get_sync
+        with dask.config.set(scheduler=dask.local.get_sync if sync else dask.threaded.get):
             dsa.store(data, target, lock=threading.Lock(), compute=True)
         return
 

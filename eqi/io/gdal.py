@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import odc.stac
+from rasterio.env import set_gdal_config
 
 __all__ = ["GDAL_OPTIONS", "HTTP_RETRY_OPTIONS", "gdal_options", "apply_gdal_options"]
 
@@ -48,6 +49,8 @@ def apply_gdal_options(options: Mapping[str, Any] | None = None) -> None:
     """
     opts = dict(gdal_options() if options is None else options)
     odc.stac.configure_rio(cloud_defaults=False, **opts)
+    if "GDAL_CACHEMAX" in opts:  # one block cache per process: capped for every read, not only odc-stac's
+        set_gdal_config("GDAL_CACHEMAX", opts["GDAL_CACHEMAX"])
     for key in HTTP_RETRY_OPTIONS:
         if key in opts:
             os.environ.setdefault(key, str(opts[key]))

@@ -19,6 +19,10 @@ declared grid are not handled here: :func:`native_band` returns None and odc-sta
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,9 +38,10 @@ from rasterio.windows import Window
 
 from eqi.io.read_errors import note_failure
 
-__all__ = ["NativeSource", "native_source", "native_band"]
+__all__ = ["NativeSource", "native_source", "native_band", "release_handles"]
 
 _TRANSFORM_TOL = 1e-6  # of a pixel: a file's transform this close to its declared one is that one
+_MAX_HANDLES = 256  # open files kept per thread (least recently used closed first)
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,63 @@ def _open(src: NativeSource) -> Any:
     return ds
 
 
+class _Handles(threading.local):
+    """One thread's open files, least recently used first: a rasterio dataset is used by one
+    thread at a time, so each thread keeps its own."""
+
+    def __init__(self) -> None:
+        self.open: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self.lock = threading.Lock()
+        with _REGISTRY_LOCK:
+            _REGISTRY.add(self)
+
+
+_REGISTRY: weakref.WeakSet[_Handles] = weakref.WeakSet()
+_REGISTRY_LOCK = threading.Lock()
+_HANDLES = _Handles()
+
+
+def _dataset(src: NativeSource) -> Any:
+    """``src``'s open file: this thread's handle when the file is unchanged since it was opened
+    (same inode, size and modification time), else a newly opened and checked one.
+
+    Opening a GeoTIFF costs about a third of reading a 512 px window of it, with the GIL held
+    (rasterio), and a tile reads every file once per block; a handle is therefore kept for the
+    next block and the next tile.  Decoded blocks stay in GDAL's block cache, which
+    ``GDAL_CACHEMAX`` caps process-wide (:mod:`eqi.io.gdal`).
+    """
+    try:
+        stat = os.stat(src.path)
+    except OSError as exc:
+        raise RasterioIOError(f"{src.path}: {exc.strerror or exc}") from exc
+    key = (src.path, stat.st_ino, stat.st_size, stat.st_mtime_ns, src.shape, src.transform)
+    handles = _HANDLES
+    with handles.lock:
+        ds = handles.open.get(key)
+        if ds is not None:
+            handles.open.move_to_end(key)
+            return ds
+    ds = _open(src)
+    with handles.lock:
+        handles.open[key] = ds
+        while len(handles.open) > _MAX_HANDLES:
+            handles.open.popitem(last=False)[1].close()
+    return ds
+
+
+def release_handles() -> int:
+    """Close every thread's kept files (call when no read is running); the number closed."""
+    closed = 0
+    with _REGISTRY_LOCK:
+        caches = list(_REGISTRY)
+    for handles in caches:
+        with handles.lock:
+            while handles.open:
+                handles.open.popitem()[1].close()
+                closed += 1
+    return closed
+
+
 def _paste(out: np.ndarray, src: NativeSource, y0: int, x0: int, fill: Any) -> None:
     """Read ``src``'s part of the chunk ``out`` (output pixels from ``y0``, ``x0``) and fill the
     still-empty pixels of ``out`` with it."""
@@ -109,10 +171,10 @@ def _paste(out: np.ndarray, src: NativeSource, y0: int, x0: int, fill: Any) -> N
     if r0 >= r1 or c0 >= c1:
         return
     try:
-        with _open(src) as ds:
-            window = Window(c0 + src.dx, r0 + src.dy, c1 - c0, r1 - r0)
-            pix = ds.read(src.band, window=window, out_dtype=out.dtype)
-            nodata = ds.nodatavals[src.band - 1]
+        ds = _dataset(src)
+        window = Window(c0 + src.dx, r0 + src.dy, c1 - c0, r1 - r0)
+        pix = ds.read(src.band, window=window, out_dtype=out.dtype)
+        nodata = ds.nodatavals[src.band - 1]
     except RasterioError as exc:
         note_failure(src.path, str(exc))
         raise

@@ -372,3 +372,5 @@ def test_ndvi_run_imports_no_scikit_learn(tiny_archive, tmp_path: Path) -> None:
         f"an NDVI run imported scikit-learn ({len(sklearn)} modules), first through "
         f"{' -> '.join(seen['sklearn_from'])}"
     )
+    # a threaded run has no cluster: dask.distributed (about 10 MiB) is never imported
+    assert [m for m in seen["modules"] if m.split(".")[0] == "distributed"] == []

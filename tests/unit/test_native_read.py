@@ -148,3 +148,44 @@ def test_a_file_whose_grid_is_not_its_declared_one_fails_naming_it(tmp_path: Pat
     with pytest.raises(RasterioIOError, match="not the one its STAC metadata declares"):
         native.compute()
     assert [f[:2] for f in failed_assets({href: ("a", "red")})] == [("a", "red")]
+
+
+def test_kept_file_handles_follow_a_file_rewritten_in_place_and_are_released(tmp_path: Path) -> None:
+    from eqi.io.native_read import release_handles
+
+    base = Affine(30, 0, 500000, 0, -30, 3400000)
+    path = tmp_path / "a.tif"
+    first = np.arange(1, 401, dtype="uint16").reshape(20, 20)
+    _write(path, first, base, nodata=0)
+    items = [_item("a", "2021-07-01T03:40:00Z", path, base, (20, 20), 0)]
+    geobox = GeoBox((20, 20), base, CRS)
+
+    def read() -> np.ndarray:
+        ds = odc.stac.load(items, bands=["red"], geobox=geobox, groupby="solar_day", chunks={"x": 8, "y": 8},
+                           debug=True)  # fmt: skip
+        native = _native(ds, "red", ds.encoding.pop("debug"), geobox)
+        assert native is not None
+        return native.compute(scheduler="sync")[0]
+
+    np.testing.assert_array_equal(read(), first)
+    # the same path rewritten (a re-delivered scene): the kept handle must not serve the old pixels
+    second = first[::-1].copy()
+    path.unlink()
+    _write(path, second, base, nodata=0)
+    with rasterio.open(path) as src:  # oracle: the file itself
+        np.testing.assert_array_equal(read(), src.read(1))
+    assert release_handles() >= 1
+    assert release_handles() == 0
+
+
+def test_the_block_cache_cap_holds_process_wide() -> None:
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    from eqi.io.gdal import apply_gdal_options, gdal_options
+
+    before = get_gdal_config("GDAL_CACHEMAX")
+    try:
+        apply_gdal_options({**gdal_options(), "GDAL_CACHEMAX": 48})
+        assert int(get_gdal_config("GDAL_CACHEMAX")) == 48  # outside odc-stac's own environment too
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", before)
