@@ -34,6 +34,7 @@ from rasterio.errors import RasterioError
 
 from eqi.errors import AssetReadError, EqiError, InputError
 from eqi.geo.grid import TileId
+from eqi.io.native_read import release_handles
 from eqi.io.read_errors import clear_http_cache, failed_assets, forget, is_transient, probe_asset
 from eqi.pipeline.plan import Plan
 from eqi.pipeline.tile_stage import YearScenes, items_for_tile, run_tile
@@ -245,3 +246,4 @@ def _tile_scheduler(on_worker: bool) -> Iterator[None]:
                 ctx.__exit__(None, None, None)
                 pool.shutdown(wait=False)
                 _POOL.clear()
+                release_handles()  # no read runs on this worker now: its kept scene files are closed
