@@ -22,6 +22,7 @@ declared grid are not handled here: :func:`native_band` returns None and odc-sta
 from __future__ import annotations
 
 import os
+import resource
 import threading
 import weakref
 from collections import OrderedDict
@@ -43,7 +44,7 @@ from eqi.io.read_errors import note_failure
 __all__ = ["NativeSource", "native_source", "native_band", "release_handles"]
 
 _TRANSFORM_TOL = 1e-6  # of a pixel: a file's transform this close to its declared one is that one
-_MAX_HANDLES = 256  # open files kept per thread (least recently used closed first)
+_MAX_HANDLES = 256  # open files kept per thread at most (least recently used closed first)
 
 
 @dataclass(frozen=True)
@@ -107,20 +108,34 @@ def _open(src: NativeSource) -> Any:
     return ds
 
 
-class _Handles(threading.local):
-    """One thread's open files, least recently used first: a rasterio dataset is used by one
-    thread at a time, so each thread keeps its own."""
+class _ThreadFiles:
+    """One thread's open files, least recently used first (a rasterio dataset is used by one
+    thread at a time); the lock lets :func:`release_handles` close them from another thread."""
 
     def __init__(self) -> None:
         self.open: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self.lock = threading.Lock()
+
+
+class _Local(threading.local):
+    def __init__(self) -> None:  # runs once in every thread that reads
+        self.files = _ThreadFiles()
         with _REGISTRY_LOCK:
-            _REGISTRY.add(self)
+            _REGISTRY.add(self.files)  # weak: gone with its thread
 
 
-_REGISTRY: weakref.WeakSet[_Handles] = weakref.WeakSet()
+_REGISTRY: weakref.WeakSet[_ThreadFiles] = weakref.WeakSet()
 _REGISTRY_LOCK = threading.Lock()
-_HANDLES = _Handles()
+_LOCAL = _Local()
+
+
+def _max_kept() -> int:
+    """Files one thread may keep open: ``_MAX_HANDLES``, less where the process's open-file limit
+    (``ulimit -n``, often 1024) shared by the reading threads would not leave three quarters free."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return _MAX_HANDLES
+    return max(4, min(_MAX_HANDLES, soft // (4 * max(len(_REGISTRY), 1))))
 
 
 def _dataset(src: NativeSource) -> Any:
@@ -137,17 +152,18 @@ def _dataset(src: NativeSource) -> Any:
     except OSError as exc:
         raise RasterioIOError(f"{src.path}: {exc.strerror or exc}") from exc
     key = (src.path, stat.st_ino, stat.st_size, stat.st_mtime_ns, src.shape, src.transform)
-    handles = _HANDLES
-    with handles.lock:
-        ds = handles.open.get(key)
+    files = _LOCAL.files
+    with files.lock:
+        ds = files.open.get(key)
         if ds is not None:
-            handles.open.move_to_end(key)
+            files.open.move_to_end(key)
             return ds
     ds = _open(src)
-    with handles.lock:
-        handles.open[key] = ds
-        while len(handles.open) > _MAX_HANDLES:
-            handles.open.popitem(last=False)[1].close()
+    limit = _max_kept()
+    with files.lock:
+        files.open[key] = ds
+        while len(files.open) > limit:
+            files.open.popitem(last=False)[1].close()
     return ds
 
 
@@ -155,11 +171,11 @@ def release_handles() -> int:
     """Close every thread's kept files (call when no read is running); the number closed."""
     closed = 0
     with _REGISTRY_LOCK:
-        caches = list(_REGISTRY)
-    for handles in caches:
-        with handles.lock:
-            while handles.open:
-                handles.open.popitem()[1].close()
+        every_thread = list(_REGISTRY)
+    for files in every_thread:
+        with files.lock:
+            while files.open:
+                files.open.popitem()[1].close()
                 closed += 1
     return closed
 

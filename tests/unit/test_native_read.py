@@ -165,8 +165,9 @@ def test_kept_file_handles_follow_a_file_rewritten_in_place_and_are_released(tmp
                            debug=True)  # fmt: skip
         native = _native(ds, "red", ds.encoding.pop("debug"), geobox)
         assert native is not None
-        return native.compute(scheduler="sync")[0]
+        return native.compute(scheduler="threads", num_workers=2)[0]  # reads in Dask's pool threads
 
+    release_handles()
     np.testing.assert_array_equal(read(), first)
     # the same path rewritten (a re-delivered scene): the kept handle must not serve the old pixels
     second = first[::-1].copy()
@@ -174,8 +175,34 @@ def test_kept_file_handles_follow_a_file_rewritten_in_place_and_are_released(tmp
     _write(path, second, base, nodata=0)
     with rasterio.open(path) as src:  # oracle: the file itself
         np.testing.assert_array_equal(read(), src.read(1))
+    # closed from this thread although the pool threads opened them
     assert release_handles() >= 1
     assert release_handles() == 0
+
+
+def test_kept_files_stay_within_the_open_file_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    from eqi.io import native_read
+
+    base = Affine(30, 0, 500000, 0, -30, 3400000)
+    items = []
+    for k in range(12):
+        path = tmp_path / f"d{k}.tif"
+        _write(path, np.full((20, 20), k + 1, "uint16"), base, nodata=0)
+        items.append(_item(f"d{k}", f"2021-07-{k + 1:02d}T03:40:00Z", path, base, (20, 20), 0))
+    geobox = GeoBox((20, 20), base, CRS)
+    ds = odc.stac.load(items, bands=["red"], geobox=geobox, groupby="solar_day", chunks={}, debug=True)
+    native = _native(ds, "red", ds.encoding.pop("debug"), geobox)
+    assert native is not None
+    native_read.release_handles()
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (24, 24))  # `ulimit -n 24`
+    values = native.compute(scheduler="sync")
+    np.testing.assert_array_equal(values[:, 0, 0], np.arange(1, 13))  # every date read, in order
+    kept = len(native_read._LOCAL.files.open)
+    assert 1 <= kept <= 24 // 4
+    monkeypatch.undo()
+    native_read.release_handles()
 
 
 def test_the_block_cache_cap_holds_process_wide() -> None:
