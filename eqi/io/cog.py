@@ -8,8 +8,9 @@ none), atomically.  Two entry points, for two purposes:
   streamed block by block into an uncompressed tiled GeoTIFF in a scratch folder beside the
   target, with exact statistics over valid pixels (``STATISTICS_*`` band tags, read by GDAL and
   QGIS), band description, units / scale / offset, caller tags and, for categorical rasters, a
-  colour table and a GDAL raster attribute table in the ``.tif.aux.xml`` sidecar; then copied to a
-  COG (512 × 512 tiles, AVERAGE or MODE overviews) and renamed into place.  An existing file at
+  colour table and a GDAL raster attribute table in the ``.tif.aux.xml`` sidecar; AVERAGE or MODE
+  overviews are built in that file (bounded chunks), then it is copied to a COG (512 × 512 tiles)
+  and renamed into place.  An existing file at
   ``path`` is replaced only when everything succeeded.
 * :func:`write_array_cog` — an in-memory array written as is (no statistics, no sidecar), e.g.
   the demo's simulated USGS/ESA delivery files (256-pixel tiles, no overviews, PixelIsPoint).
@@ -30,7 +31,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 import xarray as xr
-from rasterio.enums import ColorInterp
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
@@ -40,6 +41,7 @@ __all__ = [
     "write_cog",
     "write_array_cog",
     "cog_options",
+    "overview_factors",
     "rat_xml",
     "aux_xml_path",
     "ALLOWED_DTYPES",
@@ -392,11 +394,37 @@ def write_array_cog(
 # the product writer
 
 
+def overview_factors(width: int, height: int, blocksize: int = _BLOCK) -> list[int]:
+    """Decimation factors of a COG's overviews: halve until the image fits one ``blocksize`` tile
+    (the levels GDAL's COG driver makes; GeoTIFF rounds each level's size up, the COG driver down)."""
+    factors: list[int] = []
+    w, h = width, height
+    while w > blocksize or h > blocksize:
+        w, h = w // 2, h // 2
+        factors.append(2 ** (len(factors) + 1))
+    return factors
+
+
+def _build_overviews(stage: Path, resampling: str) -> None:
+    """Overviews inside the (uncompressed) staged GeoTIFF, each level from the one before, as the
+    COG driver computes them.  Built here rather than by the COG driver, which writes them to a
+    temporary ZSTD file compressed on all cores: for a 2048² float32 product that held about 25 MiB
+    more (+47 against +22 MiB of RSS, same pixels).  GDAL_OVR_CHUNK_MAX_SIZE is left alone: a
+    small chunk makes GDAL compute every level from the base image, so the pixels would change."""
+    with rasterio.open(stage) as src:
+        factors = overview_factors(src.width, src.height)
+    if factors:
+        with rasterio.open(stage, "r+") as dst:
+            dst.build_overviews(factors, Resampling[resampling])
+
+
 def _copy_as_cog(stage: Path, cog: Path, dtype: np.dtype, resampling: str) -> None:
-    """GDAL's COG driver copies nodata, description, tags, scale/offset and the colour table;
-    its temporary overview file stays in the scratch folder."""
+    """Overviews built in ``stage`` (:func:`_build_overviews`), then GDAL's COG driver copies them
+    with nodata, description, tags, scale/offset and the colour table."""
+    _build_overviews(stage, resampling)
     with rasterio.open(stage) as src:
         options = cog_options(dtype, resampling=resampling, num_threads=_NUM_THREADS)
+        options["overviews"] = "FORCE_USE_EXISTING"
         rasterio.shutil.copy(src, cog, driver="COG", **options)
 
 

@@ -17,7 +17,7 @@ from rasterio.shutil import copy as rio_copy
 from rio_cogeo.cogeo import cog_validate
 
 from eqi.io.atomic import TEMP_MARKER
-from eqi.io.cog import aux_xml_path, write_array_cog, write_cog
+from eqi.io.cog import aux_xml_path, overview_factors, write_array_cog, write_cog
 from eqi.io.qml import colormap_from_classes, names_from_classes
 
 CLASSES = [(1, "#1a9641", "forest"), (2, "#ffffbf", "grassland"), (5, "#2c7bb6", "water")]
@@ -140,6 +140,49 @@ def test_overviews_only_when_larger_than_a_tile(tmp_path: Path) -> None:
         assert s.overviews(1) == []
         assert b.overviews(1) == [2, 4]  # down to the first level within one 512 tile
         assert b.tags()["OVERVIEW_RESAMPLING"] == "AVERAGE"
+
+
+@pytest.mark.parametrize("kind", ["continuous", "categorical"])
+def test_overviews_equal_those_the_cog_driver_builds_itself(tmp_path: Path, kind: str) -> None:
+    """Oracle: GDAL's COG driver generating the overviews of the same pixels (what write_cog did
+    before it built them in the staged file): same levels, same pixels (AVERAGE ignoring NaN,
+    MODE ignoring nodata 0)."""
+    npix = 2048
+    gbox = _geobox(npix)
+    rng = np.random.default_rng(7)
+    if kind == "continuous":
+        data = rng.normal(0.4, 0.2, gbox.shape).astype("float32")
+        data[rng.random(gbox.shape) < 0.2] = np.nan
+        data[:300, :300] = np.nan
+        nodata, resampling = np.nan, "average"
+    else:
+        data = rng.choice(np.array([0, 1, 2, 5], dtype="uint8"), size=gbox.shape, p=[0.3, 0.3, 0.3, 0.1])
+        nodata, resampling = 0, "mode"
+    ours = write_cog(wrap_xr(dsa.from_array(data, chunks=512), gbox), tmp_path / "ours.tif",
+                     nodata=nodata, description="x", kind=kind)  # fmt: skip
+    plain = tmp_path / "plain.tif"
+    with rasterio.open(plain, "w", driver="GTiff", width=npix, height=npix, count=1, dtype=data.dtype.name,
+                       crs="EPSG:32648", transform=gbox.affine, nodata=nodata, tiled=True) as dst:  # fmt: skip
+        dst.write(data, 1)
+    driver = tmp_path / "driver.tif"
+    with rasterio.open(plain) as src:
+        rio_copy(src, driver, driver="COG", compress="deflate", blocksize=512, overview_resampling=resampling)
+    _validate(ours)
+    with rasterio.open(ours) as a, rasterio.open(driver) as b:
+        assert a.overviews(1) == b.overviews(1) == [2, 4]
+    for level in range(2):
+        with rasterio.open(ours, overview_level=level) as a, rasterio.open(driver, overview_level=level) as b:
+            assert a.shape == b.shape
+            np.testing.assert_array_equal(a.read(1), b.read(1))
+
+
+def test_overview_factors_follow_the_cog_driver() -> None:
+    """The COG driver halves (rounding down) until the image fits one tile."""
+    assert overview_factors(512, 512) == []
+    assert overview_factors(513, 10) == [2]
+    assert overview_factors(1100, 1100) == [2, 4]  # 550 > 512, 275
+    assert overview_factors(2049, 300) == [2, 4]  # 1024, then 512 fits
+    assert overview_factors(3452, 3115) == [2, 4, 8]  # 1726, 863, 431
 
 
 def test_categorical_colour_table_and_attribute_table(tmp_path: Path) -> None:
