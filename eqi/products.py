@@ -42,7 +42,10 @@ __all__ = [
     "product",
     "expand_products",
     "ASSESSMENTS",
+    "ECOSYSTEM_QUALITY",
+    "TREND",
     "assessments",
+    "wants_trends",
     "requirements",
     "bands_for",
     "spec_for",
@@ -313,8 +316,18 @@ for _entry in (
 
 # Regional assessments (eqi.pipeline.assess_stage): not rasters, but indices per region computed
 # from the area mosaics of these products (and tabular inputs); asking for one brings them.
+ECOSYSTEM_QUALITY = "ecosystem_quality"  # the assessment of eqi.pipeline.eq_stage
 ASSESSMENTS: dict[str, tuple[str, ...]] = {"ei": ("ndvi", "landcover"), "eqi": ("fvc", "landcover"),
-                                          "ecosystem_quality": ("fvc", "landcover")}  # HJ 1172 (+ supplied rasters)
+                                          ECOSYSTEM_QUALITY: ("fvc", "landcover")}  # HJ 1172 (+ supplied rasters)
+
+
+ECOSYSTEM_QUALITY = "ecosystem_quality"  # the assessment of eqi.pipeline.eq_stage
+TREND = "trend"  # the pseudo-product asking for per-pixel trends (eqi.pipeline.trend_stage)
+
+
+def wants_trends(products: Iterable[str]) -> bool:
+    """Whether the run's product list asks for trends (``trend``)."""
+    return any(str(p).strip().lower() == TREND for p in products)
 
 
 def assessments(requested: Iterable[str]) -> list[str]:

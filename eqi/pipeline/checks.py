@@ -42,10 +42,9 @@ import xarray as xr
 from eqi.errors import ConfigError, InputError, ScalingError
 from eqi.io.load import ItemGroup
 from eqi.params import param_value
-from eqi.pipeline.eq_stage import EQ
 from eqi.pipeline.plan import Plan
 from eqi.pipeline.stack import BOA_OFFSET_COORD, slice_items
-from eqi.products import spec_for
+from eqi.products import ECOSYSTEM_QUALITY, spec_for
 from eqi.sensors import KNOWN_COLLECTIONS, SENSORS, s2_offset_evidence
 
 __all__ = [
@@ -353,7 +352,7 @@ def _available_memory() -> int:
 def _check_whole_area_memory(plans: Sequence[Plan], estimate: PlanEstimate, hint: str) -> None:
     """Ecosystem quality reads the whole evaluation area into memory (not tile by tile): refuse a
     plan whose arrays would not fit in the memory available now (ConfigError, exit 2)."""
-    if not any(EQ in p.options.get("assessments", ()) for p in plans):
+    if not any(ECOSYSTEM_QUALITY in p.options.get("assessments", ()) for p in plans):
         return
     years = max(len(p.years) for p in plans)
     need = estimate.pixels_per_year * years * EQ_BYTES_PER_PIXEL_YEAR

@@ -38,12 +38,13 @@ from eqi.io.raster import check_raster, open_raster, read_layer, read_onto, regi
 from eqi.palettes import ramp
 from eqi.params import Profile, param_value
 from eqi.pipeline.trend_stage import clip_to_region
+from eqi.products import ECOSYSTEM_QUALITY
 from eqi.science import ecosystem_quality as eq
 
 __all__ = ["EQ", "EQ_PROFILE", "EqOutcome", "supplied_parameters", "year_rasters", "check_eq_inputs", "missing_inputs",
            "eq_rasters", "eq_row", "eq_tags", "EQ_COLUMNS"]  # fmt: skip
 
-EQ = "ecosystem_quality"  # the product name (eqi.products.ASSESSMENTS)
+EQ = ECOSYSTEM_QUALITY  # the product name (eqi.products.ASSESSMENTS)
 EQ_PROFILE = "eq-hj1172-2021"
 FIELD = "assess.ecosystem_quality"
 EQ_COLUMNS = ["eq_profile_id", "eq_profile_version", "eq_mean", "eq_grade", "eq_grade_en", "eq_assessed_fraction",

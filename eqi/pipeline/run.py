@@ -40,7 +40,6 @@ from eqi.io.catalog import is_sentinelhub_source, load_items, open_catalog, save
 from eqi.io.landcover_reference import item_for_raster, load_reference, reference_items
 from eqi.io.qgis_project import write_qgis_project
 from eqi.io.stac import update_catalog
-from eqi.pipeline.assess_stage import check_inputs, run_assess
 from eqi.pipeline.checks import PlanEstimate, PlanLimits, check_plan
 from eqi.pipeline.cluster import current_client
 from eqi.pipeline.fit import fit_model, landcover_map_accuracy, load_model, model_done
@@ -51,8 +50,7 @@ from eqi.pipeline.status import clear_failure, finish_run_record, write_failure,
 from eqi.pipeline.tasks import check_done, params_hash
 from eqi.pipeline.tile_stage import YearScenes, tile_reference_loader
 from eqi.pipeline.tile_tasks import TileJob, run_tile_jobs
-from eqi.pipeline.trend_stage import run_trends, wants_trends
-from eqi.products import REGISTRY, ClassEntry, assessments
+from eqi.products import REGISTRY, ClassEntry, assessments, wants_trends
 from eqi.sensors import identify_sensor
 
 __all__ = ["Task", "TaskResult", "RunSummary", "summarize", "check_run_plan", "plan", "run", "search_area"]
@@ -306,6 +304,8 @@ def run(
     regions = load_regions(config.aoi, name_field=config.aoi_name_field)
     # --- regional assessment (issue 8): tabular inputs and zones checked before anything is written
     if assessments(config.products):
+        from eqi.pipeline.assess_stage import check_inputs  # deferred: see _run_later_stages
+
         check_inputs(config.assess.model_dump(mode="json"), products=assessments(config.products), years=config.years)
     # --- end regional assessment
     # one evaluation area (models fitted once for all regions), or each region its own when asked
@@ -328,10 +328,7 @@ def run(
         for p in plans:  # areas share the tile store: a tile is still composited once
             p = _resolve_anchor(config, p, catalog, progress)
             results += _run_locked(p, catalog, overwrite=overwrite, progress=progress)
-            if wants_trends(config.products):  # per-pixel trends over the years (issue 8)
-                run_trends(p, overwrite=overwrite, progress=progress)
-            if run_assess(p, overwrite=overwrite, progress=progress):  # regional assessment (issue 8)
-                _refresh_projects(p)  # the QGIS projects now join the new region tables (issue 10)
+            _run_later_stages(config, p, overwrite=overwrite, progress=progress)
         update_catalog(config.out, plans[0].options.get("title", "eqi outputs"))
         summary = _record_outcomes(config.out, results)
     failed = [r for r in results if r.status == "failed"]
@@ -351,6 +348,21 @@ def run(
 
 # ------------------------------------------------------------------------------ plan checks, summary
 # (issue 11: cron-friendly runs; kept apart from the stages)
+
+
+def _run_later_stages(config: RunConfig, p: Plan, *, overwrite: bool, progress: Callable[[str], None]) -> None:
+    """Per-pixel trends and the regional assessment (issue 8), when asked for.  Their modules are
+    imported here, by the runs that use them: they bring exactextract (about 6 MiB) into the
+    process, which a run of raster products never needs."""
+    if wants_trends(config.products):  # per-pixel trends over the years
+        from eqi.pipeline.trend_stage import run_trends
+
+        run_trends(p, overwrite=overwrite, progress=progress)
+    if assessments(config.products):
+        from eqi.pipeline.assess_stage import run_assess
+
+        if run_assess(p, overwrite=overwrite, progress=progress):
+            _refresh_projects(p)  # the QGIS projects now join the new region tables (issue 10)
 
 
 def check_run_plan(config: RunConfig, plans: Sequence[Plan] | None = None, *, force: bool = False,

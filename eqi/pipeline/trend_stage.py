@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,21 +56,15 @@ from eqi.palettes import ramp
 from eqi.params import Profile
 from eqi.pipeline.tasks import check_done, params_hash
 from eqi.pipeline.writing import display_range
-from eqi.products import ClassEntry, spec_for
+from eqi.products import TREND, ClassEntry, spec_for, wants_trends
 from eqi.resources import load_profile
 from eqi.science.trend import TREND_FIELDS, theil_sen_mk_dask, trend_class
 
 __all__ = ["TREND", "TREND_PRODUCTS", "wants_trends", "trend_rasters", "clip_to_region", "run_trends"]
 
-TREND = "trend"  # the pseudo-product asking for this stage
 TREND_PRODUCTS: tuple[str, ...] = ("ndvi", "fvc", "rsei")  # higher is better for all three
 _COLOURS = {1: "#1a9641", 2: "#e0e0e0", 3: "#d7191c"}
 _SLOPE, _P = TREND_FIELDS.index("slope"), TREND_FIELDS.index("p")
-
-
-def wants_trends(products: Iterable[str]) -> bool:
-    """Whether the run's product list asks for trends (``trend``)."""
-    return any(str(p).strip().lower() == TREND for p in products)
 
 
 def trend_classes(profile: Profile) -> list[ClassEntry]:

@@ -20,7 +20,6 @@ from eqi.io.catalog.archive import ArchiveCatalog, IndexReport, index_archive
 from eqi.io.catalog.base import Catalog, load_items, save_items, sort_items
 from eqi.io.catalog.sentinelhub import SentinelHubCatalog, is_sentinelhub_source
 from eqi.io.catalog.sentinelhub.items import EQI_COLLECTIONS as SENTINELHUB_COLLECTIONS
-from eqi.io.catalog.stac_api import StacApiCatalog
 from eqi.sensors import KNOWN_COLLECTIONS, check_collections
 
 __all__ = [
@@ -38,6 +37,20 @@ __all__ = [
     "needs_materialize",
     "is_sentinelhub_source",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``StacApiCatalog`` on first use: pystac-client (with requests and jsonschema, about 7 MiB
+    and 60 ms) is imported only by runs that search a STAC API."""
+    if name == "StacApiCatalog":
+        return _stac_api_catalog()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _stac_api_catalog() -> type:
+    from eqi.io.catalog.stac_api import StacApiCatalog
+
+    return StacApiCatalog
 
 
 def needs_materialize(catalog: object) -> bool:
@@ -59,7 +72,7 @@ def open_catalog(source: str | Path, **options: Any) -> Catalog:
     if is_sentinelhub_source(text):
         return SentinelHubCatalog(text, **options)
     if text.startswith(("http://", "https://")):
-        return StacApiCatalog(text, **options)
+        return _stac_api_catalog()(text, **options)
     path = Path(source).expanduser()
     if path.suffix.lower() in {".parquet", ".geoparquet"}:
         return ArchiveCatalog(path)
@@ -92,7 +105,7 @@ def resolve_collections(
     if isinstance(catalog, str | Path):
         text = str(catalog)
         if text.startswith(("http://", "https://")):
-            catalog = StacApiCatalog(text)  # no request is made here
+            catalog = _stac_api_catalog()(text)  # no request is made here
         else:
             catalog = open_catalog(catalog)
     listing = getattr(catalog, "collections", None)
