@@ -16,6 +16,11 @@ message that says what to do, when they are missing, unreadable, empty, lack a C
 non-polygons or invalid (e.g. self-intersecting) polygons, or land outside lon/lat after
 reprojection.  Nothing is repaired silently.
 
+pyogrio (GDAL/OGR, a second libgdal in the process: about 45 MiB resident) is imported by the
+functions that read through it, not by this module: a GeoJSON AOI is parsed with ``json`` and
+:meth:`geopandas.GeoDataFrame.from_features`, so a run over one never loads it, and neither does
+a Dask worker, which only computes tiles.
+
 The library lives in ``aoi/sichuan.vrt`` (see ``aoi/README.md`` for provenance); regenerate it
 with ``workflows/make_aoi.py``.
 """
@@ -23,6 +28,7 @@ with ``workflows/make_aoi.py``.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -33,9 +39,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
-from pyogrio.errors import DataLayerError, DataSourceError
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from shapely.geometry.base import BaseGeometry
@@ -160,11 +164,15 @@ def _library_path() -> Path:
 
 @cache
 def _library_layer(layer: str) -> gpd.GeoDataFrame:
+    import pyogrio
+
     return pyogrio.read_dataframe(_library_path(), layer=layer)
 
 
 @cache
 def _library_index() -> pd.DataFrame:
+    import pyogrio
+
     frames = [
         pyogrio.read_dataframe(_library_path(), layer=layer, read_geometry=False).assign(
             layer=layer
@@ -272,6 +280,9 @@ def _load_library(spec: str, *, where: str | None) -> list[Region]:
 def _read_library_layer(layer: str, where: str | None) -> gpd.GeoDataFrame:
     if where is None:
         return _library_layer(layer)
+    import pyogrio
+    from pyogrio.errors import DataLayerError
+
     try:
         return pyogrio.read_dataframe(_library_path(), layer=layer, where=where)
     except (ValueError, DataLayerError) as exc:
@@ -341,7 +352,57 @@ def _load_file(spec: str, *, name_field: str | None, where: str | None) -> list[
     ]
 
 
+def _read_geojson(path: Path) -> gpd.GeoDataFrame | None:
+    """A plain GeoJSON file read without GDAL (as GDAL's GeoJSON driver reads it); None for
+    anything this does not read the same way (other formats, a feature ``id`` GDAL would turn
+    into a field, unparsable text: pyogrio then reads it, or names the problem)."""
+    if path.suffix.lower() not in (".geojson", ".json") or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    kind = data.get("type")
+    if kind == "FeatureCollection":
+        features = data.get("features")
+    elif kind == "Feature":
+        features = [data]
+    elif kind in ("Polygon", "MultiPolygon"):
+        features = [{"type": "Feature", "geometry": data, "properties": {}}]
+    else:
+        return None
+    ok = isinstance(features, list) and all(
+        isinstance(f, dict) and f.get("type") == "Feature" and "id" not in f
+        and isinstance(f.get("properties") or {}, dict) and isinstance(f.get("geometry"), dict | None)
+        for f in features
+    )  # fmt: skip
+    if not ok:
+        return None
+    crs = None
+    named = (data.get("crs") or {}).get("properties", {}).get("name") if isinstance(data.get("crs"), dict) else None
+    if named is not None:  # the 2008 GeoJSON "crs" member, which GDAL honours
+        try:
+            crs = CRS.from_user_input(named)
+        except CRSError:
+            return None
+    plain = [{"type": "Feature", "geometry": f.get("geometry"), "properties": f.get("properties") or {}}
+             for f in features]  # fmt: skip
+    try:
+        return gpd.GeoDataFrame.from_features(plain, crs=crs)
+    except Exception:  # noqa: BLE001 - a geometry shapely cannot build: pyogrio names the problem
+        return None
+
+
 def _read_vector(path: Path, layer: str | None, where: str | None) -> tuple[Any, str]:
+    if layer is None and where is None:
+        frame = _read_geojson(path)
+        if frame is not None and len(frame):
+            return frame, "GeoJSON"
+    import pyogrio
+    from pyogrio.errors import DataLayerError, DataSourceError
+
     unreadable = (
         f"cannot read AOI file {path}; it must be a vector file GDAL can open "
         "(GeoJSON, GeoPackage, or a Shapefile with its .shx and .dbf beside it)"

@@ -35,8 +35,6 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-import pyogrio
-from pyogrio.errors import DataLayerError, DataSourceError
 from shapely.validation import explain_validity
 
 from eqi.errors import AOIError
@@ -119,6 +117,9 @@ def read_zone_file(path: str | Path, *, layer: str | None = None) -> gpd.GeoData
     p = Path(path)
     if not p.exists():
         raise AOIError(f"zone file not found: {p}")
+    import pyogrio  # imported by the readers (see eqi.geo.regions): ~45 MiB no tile needs
+    from pyogrio.errors import DataLayerError, DataSourceError
+
     try:
         layers = [str(n) for n in pyogrio.list_layers(p)[:, 0]]
         if layer is None:
@@ -257,6 +258,8 @@ def load_zones(spec: str) -> gpd.GeoDataFrame:
         picks = [parts[1]]
     if not picks:
         raise AOIError(f"no zone layer in the library ({library_dir()}); add one with `eqi aoi import FILE --as zones`")
+    import pyogrio
+
     frames = []
     for name in picks:
         frame = pyogrio.read_dataframe(_layer_path(name), layer=name)

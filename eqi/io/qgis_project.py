@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import pyogrio
 import rasterio
 from pyproj import CRS
 from shapely.geometry import shape
@@ -249,6 +248,8 @@ def write_boundaries(path: str | os.PathLike[str], regions: Sequence[Any], *, cu
     frame = gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
     tmp = path.with_name(f".{path.name}.tmp.gpkg")
     tmp.unlink(missing_ok=True)
+    import pyogrio  # here, not at the top: ~45 MiB (its own libgdal) that tile workers never need
+
     pyogrio.write_dataframe(frame, tmp, layer="boundaries", driver="GPKG", promote_to_multi=True,
                              dataset_options={"VERSION": "1.2"})  # QGIS 3.22's GDAL reads 1.2 fully
     os.replace(tmp, path)
@@ -273,6 +274,8 @@ def _raster_layer(tif: Path, task_dir: Path, visible: set[str]) -> _Layer | None
 def _vector_layer(gpkg: Path, layer: str, task_dir: Path, *, title: str, visible: bool,
                   label_field: str, width_mm: float, labels: bool, subset: str | None = None,
                   colour: str = _BOUNDARY_COLOUR) -> _Layer:
+    import pyogrio
+
     info = pyogrio.read_info(gpkg, layer=layer)
     crs = CRS.from_user_input(info["crs"])
     geometry = "Polygon" if "Polygon" in str(info["geometry_type"]) else "Unknown"
@@ -293,6 +296,8 @@ def _table_layers(tables: Path, task_dir: Path, year: int) -> list[_Layer]:
     """The region indicator tables (one GeoPackage layer per level, rows per region x year; see the
     regional assessment's docs/tables.md) as layers filtered to ``year``: counties and zones
     visible and labelled, prefectures and the province hidden; every indicator in the attributes."""
+    import pyogrio
+
     out = []
     listed = {str(row[0]): str(row[1]) for row in pyogrio.list_layers(tables)}
     for level, (title, visible) in _TABLE_LEVELS.items():

@@ -29,7 +29,6 @@ from typing import Any
 import dask
 import numpy as np
 import xarray as xr
-from scipy import ndimage
 
 from eqi.errors import ConfigError, InputError, ThermalSourceError
 from eqi.params import param_value
@@ -107,6 +106,8 @@ class RseiComponents:
 
 
 def _dilate_block(block: np.ndarray, iterations: int) -> np.ndarray:
+    from scipy import ndimage  # here: 18 MiB that only the water buffer of an RSEI run needs
+
     return ndimage.binary_dilation(
         block, structure=np.ones((3, 3), bool), iterations=iterations, border_value=0
     )

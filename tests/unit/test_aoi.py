@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -394,3 +396,88 @@ def test_romanise_place_names() -> None:
     assert romanise("东区") == "dongqu"
     assert romanise("什邡市") == "shifang"
     assert romanise("郫都区") == "pidu"
+
+
+# --- GeoJSON read without GDAL --------------------------------------------------------------
+
+
+def _through_gdal(monkeypatch: pytest.MonkeyPatch, path: Path) -> list[Region]:
+    """The same file read by pyogrio (GDAL's GeoJSON driver): the oracle for the json reader."""
+    import eqi.geo.regions as regions
+
+    with monkeypatch.context() as patch:
+        patch.setattr(regions, "_read_geojson", lambda _path: None)
+        return load_regions(path)
+
+
+def _same_regions(ours: list[Region], gdal: list[Region]) -> None:
+    assert [r.name for r in ours] == [r.name for r in gdal]
+    for a, b in zip(ours, gdal, strict=True):
+        assert a.crs == b.crs
+        assert shapely.equals_exact(a.geometry, b.geometry, tolerance=1e-9), a.name
+        assert a.attrs == b.attrs, a.name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sichuan-admin-boundaries-cnmaps/sichuan_prefectures.geojson",
+        "sichuan-admin-boundaries-cnmaps/sichuan_province_wgs84.geojson",
+        "sichuan-reference-features/aoi_proxies_from_admin_polygons_wgs84.geojson",
+    ],
+)
+def test_shared_geojson_reads_as_gdal_reads_it(
+    sample_data: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    path = sample_data / name
+    _same_regions(load_regions(path), _through_gdal(monkeypatch, path))
+
+
+def test_geojson_shapes_and_legacy_crs_read_as_gdal_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mixed = _geojson(
+        tmp_path / "mixed.geojson",
+        [
+            _feature({"type": "Polygon", "coordinates": [SQUARE]}, name="A", code=7, area=1.5),
+            _feature(
+                {"type": "MultiPolygon", "coordinates": [[[[x + 0.2, y] for x, y in SQUARE]]]},
+                name="B",
+                flag=True,
+            ),
+        ],
+    )
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"type": "Polygon", "coordinates": [SQUARE]}), encoding="utf-8")
+    single = tmp_path / "single.geojson"
+    single.write_text(json.dumps(_feature({"type": "Polygon", "coordinates": [SQUARE]}, NAME="x")))
+    utm = gpd.GeoSeries([Point(104.05, 30.05)], crs=4326).to_crs(32648).buffer(500)
+    legacy = tmp_path / "legacy.geojson"
+    legacy.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32648"}},
+                "features": [_feature(shapely.geometry.mapping(utm.iloc[0]), name="site")],
+            }
+        )
+    )
+    for path in (mixed, bare, single, legacy):
+        _same_regions(load_regions(path), _through_gdal(monkeypatch, path))
+    assert load_regions(mixed)[0].attrs == {"name": "A", "code": 7, "area": 1.5, "flag": None}
+    assert load_regions(legacy)[0].bounds[0] == pytest.approx(104.05 - 0.0052, abs=3e-4)
+
+
+def test_geojson_aoi_loads_without_gdal_vector_reader(tmp_path: Path) -> None:
+    """Reading a GeoJSON AOI imports no pyogrio (a second libgdal, about 45 MiB resident)."""
+    path = _geojson(tmp_path / "a.geojson", [_feature({"type": "Polygon", "coordinates": [SQUARE]})])
+    code = (
+        "import sys; from eqi.geo.regions import load_regions; "
+        f"r = load_regions({str(path)!r}); "
+        "assert r[0].bounds == (104.0, 30.0, 104.1, 30.1), r[0].bounds; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyogrio'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

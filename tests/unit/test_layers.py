@@ -322,9 +322,8 @@ _WRAPPER = textwrap.dedent(
     sys.meta_path.insert(0, _Watch())
 
     def _report():
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("sklearn", "distributed"))
         with open(sys.argv[1], "w") as fh:
-            json.dump({"modules": heavy, "sklearn_from": first.get("by", [])}, fh)
+            json.dump({"modules": sorted(sys.modules), "sklearn_from": first.get("by", [])}, fh)
 
     atexit.register(_report)
     from eqi.cli import main
@@ -372,5 +371,10 @@ def test_ndvi_run_imports_no_scikit_learn(tiny_archive, tmp_path: Path) -> None:
         f"an NDVI run imported scikit-learn ({len(sklearn)} modules), first through "
         f"{' -> '.join(seen['sklearn_from'])}"
     )
-    # a threaded run has no cluster: dask.distributed (about 10 MiB) is never imported
-    assert [m for m in seen["modules"] if m.split(".")[0] == "distributed"] == []
+    # a threaded run has no cluster: dask.distributed (about 10 MiB) is never imported; an archive
+    # run searches no STAC API (pystac-client) and computes no zonal statistics (exactextract); no
+    # module imports pyarrow (not a dependency: pandas would load it, 35 MiB, if it were installed)
+    for unused in ("distributed", "pystac_client", "exactextract", "pyarrow"):
+        assert [m for m in seen["modules"] if m.split(".")[0] == unused] == [], unused
+    # scipy.ndimage (18 MiB) only dilates RSEI's water mask
+    assert "scipy.ndimage" not in seen["modules"]
