@@ -9,7 +9,6 @@ region (nodata outside), with its QGIS style; ``items.json`` (scenes used), ``me
 
 from __future__ import annotations
 
-import gc
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -27,6 +26,7 @@ from eqi.io.qgis_project import write_qgis_project
 from eqi.io.raster import open_raster, region_mask, write_vrt
 from eqi.io.stac import AssetInfo, eqi_version, product_item, write_item_atomic
 from eqi.pipeline.context import TileContext
+from eqi.pipeline.memory import release_memory
 from eqi.pipeline.plan import Plan
 from eqi.pipeline.tile_stage import tile_footprint
 from eqi.pipeline.writing import output_tags, write_product
@@ -62,7 +62,7 @@ def run_apply(
                         properties={"eqi:tile": str(tile), "eqi:products": sorted(files)},
                         simulated=simulated, checksums=False)  # fmt: skip
     write_item_atomic(item, out_dir / "item.json")
-    gc.collect()  # the tile's arrays sit in reference cycles (xarray, dask): free them now (see tile_tasks)
+    release_memory()  # the tile's arrays, freed now (eqi.pipeline.memory)
     return files
 
 
@@ -115,7 +115,7 @@ def run_region(
         da = _clip(open_raster(vrt, chunk=plan.stack.chunk), inside, spec.nodata)
         path = write_product(name, da, out_dir / f"{name}.tif", tags, classes.get(name.split("_p")[0]))
         del da
-        gc.collect()  # one product's mosaic at a time, whatever the collector's thresholds
+        release_memory()  # one product's mosaic at a time, whatever the collector's thresholds
         written[name] = AssetInfo(path=path, title=spec.description)
         written[f"{name}_style"] = AssetInfo(path=path.with_suffix(".qml"), title=f"QGIS style of {name}",
                                              roles=("style",), media_type="text/xml")

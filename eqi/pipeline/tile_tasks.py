@@ -19,7 +19,6 @@ Outputs do not depend on where a tile ran.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -36,6 +35,7 @@ from eqi.errors import AssetReadError, EqiError, InputError
 from eqi.geo.grid import TileId
 from eqi.io.native_read import release_handles
 from eqi.io.read_errors import clear_http_cache, failed_assets, forget, is_transient, probe_asset
+from eqi.pipeline.memory import release_memory
 from eqi.pipeline.plan import Plan
 from eqi.pipeline.tile_stage import YearScenes, items_for_tile, run_tile
 
@@ -150,10 +150,7 @@ def execute_tile(
                 log.debug("tile %s %s failed", job.tile, job.year, exc_info=True)
                 report.error = InputError(f"{type(exc).__name__}: {exc}")
                 break
-    # a tile's composites and task graphs hold reference cycles (xarray, dask): collected here, a
-    # finished tile's ~100 MB never waits for the collector's thresholds (the CLI freezes the
-    # imported libraries, so this full collection walks only the run's own objects: milliseconds)
-    gc.collect()
+    release_memory()  # the tile's ~100 MB freed and returned now, before the next tile reads
     report.seconds = time.perf_counter() - t0
     return report
 
