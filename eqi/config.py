@@ -305,6 +305,10 @@ class RunConfig(BaseModel):
     s2_boa_offset: Literal[0, -1000] | None = None
     require_mask: bool = True
     chunk: int = Field(512, description="Dask chunk size in pixels, a multiple of 512")
+    dates_per_chunk: int = Field(
+        4, ge=1, le=64, description="dates per Dask chunk of the bands read by windows on their own grid: "
+        "fewer, larger tasks (4: about 12 % faster than 1 for 16 and 64 dates); outputs do not depend on it",
+    )
     tile_size: int = Field(
         1024, ge=512, le=8192, description="tile width/height in pixels, a multiple of 512; tiles are "
         "the unit of work, anchored on the CRS origin so neighbouring runs share them",

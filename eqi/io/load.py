@@ -253,14 +253,15 @@ def independent_chunks(arr: da.Array) -> da.Array:
     return da.Array(hlg, arr.name, arr.chunks, meta=arr._meta)
 
 
-def _native(ds: xr.Dataset, name: Any, plan: Any, geobox: GeoBox) -> da.Array | None:
+def _native(ds: xr.Dataset, name: Any, plan: Any, geobox: GeoBox, dates_per_chunk: int = 1) -> da.Array | None:
     """Band ``name`` of ``ds`` as windowed reads when all its sources lie on ``geobox``'s grid
     (:mod:`eqi.io.native_read`; resampling is then moot), else None."""
     try:
         slices = [[plan.srcs[i][name] for i in members] for members in plan.grouped_idx]
     except (AttributeError, KeyError, TypeError, IndexError):  # no load plan from this odc-stac
         return None
-    return native_band(ds[name].data, slices, geobox, fill=ds[name].attrs.get("nodata"), name=str(name))
+    return native_band(ds[name].data, slices, geobox, fill=ds[name].attrs.get("nodata"), name=str(name),
+                       dates_per_chunk=dates_per_chunk)
 
 
 def load_group(
@@ -269,12 +270,14 @@ def load_group(
     *,
     chunk: int = 512,
     resampling: str = "nearest",
+    dates_per_chunk: int = 1,
 ) -> xr.Dataset:
     """Lazily load a group's bands and mask onto ``geobox`` as integer DN.
 
-    Dims ``(time, y, x)``; chunks ``time=1`` and ``chunk`` pixels in y and x.  Items of the same
-    solar day (adjacent tiles) are fused into one time slice.  Mask bands always use nearest
-    resampling.
+    Dims ``(time, y, x)``; chunks of ``chunk`` pixels in y and x, and in time of
+    ``dates_per_chunk`` slices for bands read by windows on their own grid
+    (:mod:`eqi.io.native_read`), of one slice for bands odc-stac warps.  Items of the same solar
+    day (adjacent tiles) are fused into one time slice.  Mask bands always use nearest resampling.
     """
     names = list(group.bands)
     if group.has_mask:
@@ -296,8 +299,13 @@ def load_group(
         debug=True,  # odc-stac's load plan (time slices, sources) in ds.encoding["debug"]
     )
     plan = ds.encoding.pop("debug", None)
+    # several dates per chunk only where every band is read by windows: mixed with odc-stac's
+    # one-date chunks, dask would split each read again to align them
+    natives = {name: _native(ds, name, plan, geobox, dates_per_chunk) for name in ds.data_vars}
+    if dates_per_chunk > 1 and any(n is None for n in natives.values()):
+        natives = {name: None if n is None else _native(ds, name, plan, geobox) for name, n in natives.items()}
     for name in ds.data_vars:
-        native = _native(ds, name, plan, geobox)
+        native = natives[name]
         if native is not None:  # already on the grid: windowed reads, independent chunks
             ds[name].data = native
             continue

@@ -65,6 +65,7 @@ class StackSpec:
     min_clear: int = 1
     resampling: str = "nearest"
     chunk: int = 512
+    dates_per_chunk: int = 4  # native-grid reads; the pixels do not depend on it (not in describe)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -276,6 +277,7 @@ def build_plan(config: RunConfig, *, regions: Sequence[Region] | None = None,
         max_cloud_cover=config.max_cloud_cover, s2_boa_offset=config.s2_boa_offset,
         require_mask=config.require_mask, percentiles=tuple(config.composite.percentiles),
         min_clear=config.composite.min_clear, resampling=config.resampling, chunk=config.chunk,
+        dates_per_chunk=config.dates_per_chunk,
     )  # fmt: skip
     area = Area.of(regions)
     tiles = tuple(grid.tiles_for(area.geometry))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,20 @@ def test_real_scenes_on_their_own_grid_load_as_odc_stac_loads_them(sample_data: 
     expected = _odc(group.items, list(loaded.data_vars), geobox)
     for name, values in expected.items():
         np.testing.assert_array_equal(loaded[name].values, values, err_msg=name)
+    # the scene on three dates, four dates per chunk: one read task per block where every band
+    # is read by windows (Landsat), one chunk per date where odc-stac warps one (Sentinel-2's SCL)
+    dates = []
+    for k in range(3):
+        copy = item.clone()
+        copy.id, copy.datetime = f"{item.id}-{k}", item.datetime + timedelta(days=16 * k)
+        dates.append(copy)
+    (series,) = group_items(dates, ["red", "nir"])
+    grouped = load_group(series, geobox, chunk=128, dates_per_chunk=4)
+    landsat = folder.startswith("landsat")
+    assert {grouped[n].data.chunks[0] for n in grouped.data_vars} == {(3,) if landsat else (1, 1, 1)}
+    oracle = _odc(series.items, list(grouped.data_vars), geobox)
+    for name, values in oracle.items():
+        np.testing.assert_array_equal(grouped[name].values, values, err_msg=name)
     assert (loaded["red"].values[0, :37, :] == 0).all()  # beyond the scene: its nodata
     assert (loaded["red"].values[0, 37:, 37:] != 0).any()
 
@@ -106,6 +120,10 @@ def test_items_of_one_solar_day_are_fused_and_source_nodata_becomes_the_fill(tmp
     expected = ds["red"].values
     assert expected.shape[0] == 3 and (expected[2] == 0).all()  # a and b fused; d outside
     np.testing.assert_array_equal(native.compute(), expected)
+    # several dates per read task: same pixels, chunks of 2 dates then 1
+    paired = _native(ds, "red", plan, geobox, dates_per_chunk=2)
+    assert paired is not None and paired.chunks[0] == (2, 1)
+    np.testing.assert_array_equal(paired.compute(), expected)
     # the oracle is not trivial: b fills a's hole and what a does not cover, a keeps the rest
     assert (expected[0, 12:20, 28:36] >= 1000).all() and (expected[0, 20:40, 25:40] < 1000).all()
     assert (expected[0, 12:52, 40:64] >= 1000).all() and (expected[0, :12, 40:] == 0).all()
