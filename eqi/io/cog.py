@@ -308,8 +308,8 @@ def cog_options(
 ) -> dict[str, Any]:
     """Creation options of GDAL's COG driver for every COG eqi writes.
 
-    DEFLATE at ``level`` (GDAL's default 6 when None); ``predictor`` 2 (horizontal differencing)
-    for integers and 3 (floating point) for floats unless given; ``blocksize`` pixel square tiles;
+    DEFLATE at ``level`` (when None: 1 for floats, GDAL's default 6 for integers); ``predictor``
+    2 (horizontal differencing) for integers and 3 (floating point) for floats unless given; ``blocksize`` pixel square tiles;
     overviews built with ``resampling`` (``average``, ``mode``, ``nearest``) down to one tile, or
     none; BigTIFF when needed; ``num_threads`` compressing threads (``"ALL_CPUS"``; the bytes do
     not depend on it).
@@ -321,6 +321,11 @@ def cog_options(
         "blocksize": int(blocksize),
         "BIGTIFF": "IF_SAFER",
     }
+    if level is None and kind == "f":
+        # float32 products (NDVI, RSEI, reflectance, a DEM) are mostly mantissa noise to DEFLATE:
+        # level 6 made files 0.2-0.6 % smaller than level 1 (real Landsat NDVI crops, Copernicus
+        # DEM) and took 1.6x as long (0.16 vs 0.10 s for a 2048² NDVI, 2 threads)
+        level = 1
     if level is not None:
         options["level"] = int(level)
     if num_threads is not None:
