@@ -81,11 +81,13 @@ def nan_quantiles(values: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CompositeInputs:
-    """Date-concatenated, already masked DN stacks and per-slice scaling of every band.
+    """Date-concatenated DN stacks, their reason flags and per-slice scaling of every band.
 
-    A slice's DN is its nodata value wherever that observation is not usable (cloud, shadow,
-    fill, out of range, saturated, or any reflective band missing), so the stacks alone carry the
-    validity.  The optional fields describe each slice and why observations were masked:
+    An observation (slice, pixel) is usable where its DN is not the band's nodata value and,
+    when ``flags`` are given, no reason flag is set (cloud, shadow, fill, out of range,
+    saturated, or any reflective band missing): the stacks may hold the DN as read, the
+    composite applies the flags.  The optional fields describe each slice and why observations
+    were masked:
 
     * ``slice_sensors`` / ``slice_platforms``: sensor id / platform of each slice (empty: every
       slice is ``sensors[0]``);
@@ -98,7 +100,7 @@ class CompositeInputs:
     * ``notes``: what could not be applied (e.g. items without QA_RADSAT), for the metadata.
     """
 
-    dn: dict[str, da.Array]  # band -> (t, y, x) masked integer DN, one chunk per date
+    dn: dict[str, da.Array]  # band -> (t, y, x) integer DN (usable where flags are 0 and DN is not nodata)
     count_band: str  # a reflective band: its valid slices are the clear observations
     scale: dict[str, np.ndarray]  # band -> (t,) float64
     offset: dict[str, np.ndarray]
@@ -166,8 +168,12 @@ def _reduce_block(
     with_count: bool = False,
     source: np.ndarray | None = None,
     clip: tuple[float, float] | None = None,
+    flagged: bool = False,
 ) -> np.ndarray:
-    """(t, y, x) masked DN -> (q, y, x) float32 physical values, strip by strip.
+    """(t, y, x) DN -> (q, y, x) float32 physical values of the usable DN, strip by strip.
+
+    With ``flagged`` the last of ``alternatives`` is the (t, y, x) reason flags: an observation
+    is usable where they are 0 and its DN is not ``nodata`` (without: where DN is not nodata).
 
     ``dn`` may also be the list of the block's time chunks (Dask ``concatenate=False``): strips
     are then gathered from the chunks, so the whole time series is never copied at once.  With
@@ -179,6 +185,7 @@ def _reduce_block(
     Sentinel-2 DN 1000 -> -7e-9).
     """
     stacks = [s if isinstance(s, list) else [s] for s in (dn, *alternatives)]
+    flag_parts = stacks.pop() if flagged else None
     height, width = stacks[0][0].shape[1:]
     nq = len(quantiles)
     out = np.full((nq + with_count, height, width), np.nan, dtype=np.float32)
@@ -192,6 +199,8 @@ def _reduce_block(
             for k in range(1, len(stacks)):
                 d = np.where((source == k)[:, None, None], _gather(stacks[k], sl), d)
         ok = d != nd
+        if flag_parts is not None:
+            ok &= _gather(flag_parts, sl) == 0
         values = np.where(ok, d.astype(np.float32) * s + o, np.float32(np.nan))
         q = nan_quantiles(values, quantiles)
         clear = ok.sum(axis=0)
@@ -214,8 +223,11 @@ def _wet_block(
     nodata: np.ndarray,
     min_clear: int,
     valid: tuple[float, float],
+    flagged: bool = False,
 ) -> np.ndarray:
     """Per-slice tasseled-cap wetness, then the median over slices: (1, y, x) float32.
+
+    With ``flagged`` the last stack is the reason flags (a slice counts where they are 0).
 
     ``stacks[j]`` is band ``j``'s list of time chunks; ``coeffs``/``used``/``scale``/``offset``/
     ``nodata`` are (t, n_bands).  A slice's WET is the sum over the bands its sensor's set uses
@@ -223,6 +235,7 @@ def _wet_block(
     in ``valid``.
     """
     parts = [s if isinstance(s, list) else [s] for s in stacks]
+    flag_parts = parts.pop() if flagged else None
     height, width = parts[0][0].shape[1:]
     out = np.full((1, height, width), np.nan, dtype=np.float32)
     c = coeffs.astype(np.float32)
@@ -243,6 +256,8 @@ def _wet_block(
             band_ok = good | ~u
             ok = band_ok if ok is None else ok & band_ok
         assert total is not None and ok is not None
+        if flag_parts is not None:
+            ok &= _gather(flag_parts, sl) == 0
         values = np.where(ok, total, np.float32(np.nan))
         q = nan_quantiles(values, (0.5,))[0]
         if min_clear > 1:
@@ -372,6 +387,9 @@ def composite(
                 bandpass_used.add(band)
         if inputs.range_checked and band != "lwir" and not applied:
             kwargs["clip"] = REFLECTANCE_RANGE
+        if inputs.flags is not None:  # the flags mask the DN inside the reduction (no masked copy)
+            extra += [inputs.flags, "tyx"]
+            kwargs["flagged"] = True
         reduced = da.blockwise(
             _reduce_block, "qyx", stack, "tyx", *extra,
             new_axes={"q": len(quantiles) + with_count},
@@ -462,8 +480,10 @@ def _wetness(
     args: list[Any] = []
     for a in order:
         args += [inputs.dn[a], "tyx"]
+    if inputs.flags is not None:
+        args += [inputs.flags, "tyx"]
     reduced = da.blockwise(
-        _wet_block, "qyx", *args, new_axes={"q": 1}, concatenate=False,
+        _wet_block, "qyx", *args, new_axes={"q": 1}, concatenate=False, flagged=inputs.flags is not None,
         coeffs=coeffs, used=used, scale=scale, offset=offset, nodata=nodata, min_clear=min_clear,
         valid=REFLECTANCE_RANGE, dtype=np.float32, meta=np.empty((0, 0, 0), dtype=np.float32),
     )  # fmt: skip

@@ -49,6 +49,21 @@ def test_reduce_block_scales_per_slice_and_skips_masked() -> None:
     assert counted[1].tolist() == [[2, 3, 1]]
 
 
+def test_reduce_block_applies_reason_flags_to_dn_as_read() -> None:
+    # the DN as read (clouds still have values), flags != 0 where the observation is not usable:
+    # the same hand-computed medians as the masked stack above
+    dn = np.array([[[100, 200, 7000]], [[6000, 400, 500]], [[1100, 1200, 0]]], dtype=np.uint16)
+    flags = np.array([[[0, 0, 16]], [[32, 0, 0]], [[0, 0, 1]]], dtype=np.uint16)
+    scale = np.array([1e-3, 1e-3, 1e-4])
+    offset = np.array([0.0, 0.0, -0.1])
+    out = _reduce_block(
+        [dn[:2], dn[2:]], [flags[:2], flags[2:]], scale=scale, offset=offset, nodata=np.zeros(3),
+        quantiles=(0.5,), min_clear=1, with_count=True, flagged=True,
+    )  # fmt: skip
+    np.testing.assert_allclose(out[0, 0], [0.055, 0.2, 0.5], atol=1e-6)
+    assert out[1].tolist() == [[2, 3, 1]]
+
+
 def test_composite_no_clear_observation_is_nan_and_count_zero() -> None:
     t, h, w = 4, 6, 5
     dn = np.full((t, h, w), 5000, dtype=np.uint16)
