@@ -376,5 +376,5 @@ def test_ndvi_run_imports_no_scikit_learn(tiny_archive, tmp_path: Path) -> None:
     # module imports pyarrow (not a dependency: pandas would load it, 35 MiB, if it were installed)
     for unused in ("distributed", "pystac_client", "exactextract", "pyarrow"):
         assert [m for m in seen["modules"] if m.split(".")[0] == unused] == [], unused
-    # scipy.ndimage (18 MiB) only dilates RSEI's water mask
+    # scipy.ndimage (18 MiB) is left to the demo, impact and assessment stages
     assert "scipy.ndimage" not in seen["modules"]

@@ -238,6 +238,20 @@ def test_water_buffer_dask_matches_numpy():
         np.testing.assert_array_equal(got, ref)
 
 
+def test_water_buffer_is_scipy_binary_dilation():
+    """The running-sum dilation against its oracle, scipy.ndimage (3x3 square, iterated, zero
+    outside), on random masks with True pixels at the edges and corners."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(7)
+    for shape, density in (((20, 23), 0.05), ((1, 9), 0.3), ((31, 1), 0.2), ((17, 16), 0.0), ((12, 12), 0.6)):
+        m = rng.uniform(size=shape) < density
+        m[0, 0] = m[-1, -1] = density > 0
+        for n in (0, 1, 2, 3, 7):
+            ref = ndimage.binary_dilation(m, structure=np.ones((3, 3), bool), iterations=n, border_value=0) if n else m
+            np.testing.assert_array_equal(R._dilate_block(m, n), ref, err_msg=f"{shape} n={n}")
+
+
 def test_min_observation_mask():
     obs = xr.DataArray(np.full((8, 8), 5), dims=("y", "x"))
     obs[6, 6] = 1
