@@ -321,7 +321,6 @@ ASSESSMENTS: dict[str, tuple[str, ...]] = {"ei": ("ndvi", "landcover"), "eqi": (
                                           ECOSYSTEM_QUALITY: ("fvc", "landcover")}  # HJ 1172 (+ supplied rasters)
 
 
-ECOSYSTEM_QUALITY = "ecosystem_quality"  # the assessment of eqi.pipeline.eq_stage
 TREND = "trend"  # the pseudo-product asking for per-pixel trends (eqi.pipeline.trend_stage)
 
 

@@ -381,8 +381,10 @@ def _read_geojson(path: Path) -> gpd.GeoDataFrame | None:
     if not ok:
         return None
     crs = None
-    named = (data.get("crs") or {}).get("properties", {}).get("name") if isinstance(data.get("crs"), dict) else None
-    if named is not None:  # the 2008 GeoJSON "crs" member, which GDAL honours
+    member = data.get("crs")  # the 2008 GeoJSON "crs" member, which GDAL honours
+    properties = member.get("properties") if isinstance(member, dict) else None
+    named = properties.get("name") if isinstance(properties, dict) else None
+    if named is not None:
         try:
             crs = CRS.from_user_input(named)
         except CRSError:

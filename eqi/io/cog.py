@@ -309,10 +309,10 @@ def cog_options(
     """Creation options of GDAL's COG driver for every COG eqi writes.
 
     DEFLATE at ``level`` (when None: 1 for floats, GDAL's default 6 for integers); ``predictor``
-    2 (horizontal differencing) for integers and 3 (floating point) for floats unless given; ``blocksize`` pixel square tiles;
-    overviews built with ``resampling`` (``average``, ``mode``, ``nearest``) down to one tile, or
-    none; BigTIFF when needed; ``num_threads`` compressing threads (``"ALL_CPUS"``; the bytes do
-    not depend on it).
+    2 (horizontal differencing) for integers and 3 (floating point) for floats unless given;
+    ``blocksize`` pixel square tiles; overviews built with ``resampling`` (``average``, ``mode``,
+    ``nearest``) down to one tile, or none; BigTIFF when needed; ``num_threads`` compressing
+    threads (``"ALL_CPUS"``; the bytes do not depend on it).
     """
     kind = np.dtype(dtype).kind
     options: dict[str, Any] = {

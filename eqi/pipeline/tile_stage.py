@@ -107,7 +107,7 @@ def _composite(
     offset_check = plan.profiles["mask"]["sentinel2_offset_check"]
     loaded = [
         check_s2_offset(g, load_group(g, geobox, chunk=stack.chunk, resampling=stack.resampling,
-                                                                 dates_per_chunk=stack.dates_per_chunk), offset_check)
+                                      dates_per_chunk=stack.dates_per_chunk), offset_check)
         for g in groups
     ]  # fmt: skip
     inputs = prepare_inputs(groups, loaded, bands, rules=stack.mask)
