@@ -116,7 +116,7 @@ def _composite(
         **composite_options(inputs, plan.profiles["indices"], wet=wet),
     )  # fmt: skip
     comp, counts = dask.compute(comp, dict(inputs.reasons))
-    release_memory()  # the chunks' freed heap (~75 MiB for 7 bands x 16 dates), before the products
+    release_memory(collect=False)  # the chunks' freed heap (~75 MiB for 7 bands x 16 dates), before the products
     comp = comp.assign_coords(xr_coords(geobox))
     comp.attrs["sensor"] = sensor
     comp.attrs["cloud_mask"] = "applied" if all(g.has_mask for g in groups) else "none for some scenes"
@@ -232,7 +232,7 @@ def run_tile(
             continue
         da = main[name] if entry is None else ctx.get(name)
         files[name] = write_product(name, da, out_dir / f"{name}.tif", tags, classes=None, intermediate=True)
-        release_memory()  # the write's buffers: products do not stack on each other's freed heap
+        release_memory(collect=False)  # the write's buffers: products do not stack on each other's freed heap
         for pct in plan.stack.percentiles:  # band percentiles ride along with the band
             key = f"{name}_p{pct:g}"
             if key in main:
