@@ -23,7 +23,7 @@ from odc.geo.geobox import GeoBox
 
 from eqi.errors import BandError
 from eqi.io.catalog.base import item_interval
-from eqi.io.native_read import native_band
+from eqi.io.native_read import NativeSource, native_band, native_sources
 from eqi.sensors import ItemBands, SensorSpec, resolve_item
 
 __all__ = ["ItemGroup", "group_items", "normalise_item", "load_group", "GraphRewriteWarning"]
@@ -253,14 +253,23 @@ def independent_chunks(arr: da.Array) -> da.Array:
     return da.Array(hlg, arr.name, arr.chunks, meta=arr._meta)
 
 
-def _native(ds: xr.Dataset, name: Any, plan: Any, geobox: GeoBox, dates_per_chunk: int = 1) -> da.Array | None:
-    """Band ``name`` of ``ds`` as windowed reads when all its sources lie on ``geobox``'s grid
-    (:mod:`eqi.io.native_read`; resampling is then moot), else None."""
+def _native_sources(ds: xr.Dataset, name: Any, plan: Any, geobox: GeoBox) -> tuple[tuple[NativeSource, ...], ...] | None:
+    """The sources of band ``name`` of ``ds`` when all lie on ``geobox``'s grid (read by windows,
+    :mod:`eqi.io.native_read`; resampling is then moot), else None."""
     try:
         slices = [[plan.srcs[i][name] for i in members] for members in plan.grouped_idx]
     except (AttributeError, KeyError, TypeError, IndexError):  # no load plan from this odc-stac
         return None
-    return native_band(ds[name].data, slices, geobox, fill=ds[name].attrs.get("nodata"), name=str(name),
+    return native_sources(ds[name].data, slices, geobox, fill=ds[name].attrs.get("nodata"))
+
+
+def _native(ds: xr.Dataset, name: Any, plan: Any, geobox: GeoBox, dates_per_chunk: int = 1) -> da.Array | None:
+    """Band ``name`` of ``ds`` as windowed reads of ``dates_per_chunk`` dates each when all its
+    sources lie on ``geobox``'s grid, else None."""
+    sources = _native_sources(ds, name, plan, geobox)
+    if sources is None:
+        return None
+    return native_band(ds[name].data, sources, fill=ds[name].attrs.get("nodata"), name=str(name),
                        dates_per_chunk=dates_per_chunk)
 
 
@@ -299,15 +308,15 @@ def load_group(
         debug=True,  # odc-stac's load plan (time slices, sources) in ds.encoding["debug"]
     )
     plan = ds.encoding.pop("debug", None)
+    sources = {name: _native_sources(ds, name, plan, geobox) for name in ds.data_vars}
     # several dates per chunk only where every band is read by windows: mixed with odc-stac's
     # one-date chunks, dask would split each read again to align them
-    natives = {name: _native(ds, name, plan, geobox, dates_per_chunk) for name in ds.data_vars}
-    if dates_per_chunk > 1 and any(n is None for n in natives.values()):
-        natives = {name: None if n is None else _native(ds, name, plan, geobox) for name, n in natives.items()}
+    step = dates_per_chunk if all(s is not None for s in sources.values()) else 1
     for name in ds.data_vars:
-        native = natives[name]
+        native = sources[name]
         if native is not None:  # already on the grid: windowed reads, independent chunks
-            ds[name].data = native
+            ds[name].data = native_band(ds[name].data, native, fill=ds[name].attrs.get("nodata"),
+                                        name=str(name), dates_per_chunk=step)
             continue
         # one spatial block's time series after another, not date by date
         rewritten = independent_chunks(ds[name].data)

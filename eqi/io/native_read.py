@@ -16,7 +16,7 @@ band's fill value, each item's source nodata becomes that fill value, and later 
 what earlier ones left empty (odc-loader's default fuser).  A file whose grid is not the one its
 STAC metadata declares fails the read (a ``RasterioIOError`` naming the file), it is never
 pasted at the wrong place.  Remote assets, grids odc-loader would warp and bands without a
-declared grid are not handled here: :func:`native_band` returns None and odc-stac loads them.
+declared grid are not handled here: :func:`native_sources` returns None and odc-stac loads them.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from rasterio.windows import Window
 
 from eqi.io.read_errors import note_failure
 
-__all__ = ["NativeSource", "native_source", "native_band", "release_handles"]
+__all__ = ["NativeSource", "native_source", "native_sources", "native_band", "release_handles"]
 
 _TRANSFORM_TOL = 1e-6  # of a pixel: a file's transform this close to its declared one is that one
 _MAX_HANDLES = 256  # open files kept per thread at most (least recently used closed first)
@@ -217,19 +217,13 @@ def _read_block(
     return out
 
 
-def native_band(
-    like: da.Array,
-    slices: Sequence[Sequence[Any]],
-    geobox: GeoBox,
-    *,
-    fill: Any,
-    name: str,
-    dates_per_chunk: int = 1,
-) -> da.Array | None:
-    """``like`` (odc-stac's lazy band: its spatial chunks and dtype) as independent windowed-read
-    tasks of ``dates_per_chunk`` time slices each, or None when a source is not on ``geobox``'s
-    grid.  ``slices[t]`` are the odc-loader ``RasterSource`` of time slice ``t``, in odc-stac's
-    fusing order; ``fill`` is the band's fill value (its nodata)."""
+def native_sources(
+    like: da.Array, slices: Sequence[Sequence[Any]], geobox: GeoBox, *, fill: Any
+) -> tuple[tuple[NativeSource, ...], ...] | None:
+    """Each time slice's sources as :class:`NativeSource` on ``geobox`` (those covering it), or
+    None when a source is not on ``geobox``'s grid or the band has no fill value.  ``like`` is
+    odc-stac's lazy band; ``slices[t]`` are the odc-loader ``RasterSource`` of time slice ``t``,
+    in odc-stac's fusing order."""
     if fill is None or len(slices) != like.shape[0]:
         return None
     native: list[tuple[NativeSource, ...]] = []
@@ -238,12 +232,26 @@ def native_band(
         if any(n is None for n in found):
             return None
         native.append(tuple(n for n in found if n is not None and n.covers))
+    return tuple(native)
+
+
+def native_band(
+    like: da.Array,
+    native: tuple[tuple[NativeSource, ...], ...],
+    *,
+    fill: Any,
+    name: str,
+    dates_per_chunk: int = 1,
+) -> da.Array:
+    """``like`` (odc-stac's lazy band: its spatial chunks and dtype) as independent windowed-read
+    tasks of ``dates_per_chunk`` time slices each, from :func:`native_sources`; ``fill`` is the
+    band's fill value (its nodata)."""
     dtype = np.dtype(like.dtype)
     nt, step = len(native), max(int(dates_per_chunk), 1)
     times = tuple(min(step, nt - t) for t in range(0, nt, step)) or like.chunks[0]
     # the sources ride in a partial: as a map_blocks argument, dask would walk every
     # NativeSource looking for collections (unpack_collections), ~5 ms per band of 16 dates
-    read = functools.partial(_read_block, tuple(native), dtype.type(fill), dtype)
+    read = functools.partial(_read_block, native, dtype.type(fill), dtype)
     return da.map_blocks(
         read, chunks=(times, *like.chunks[1:]), dtype=dtype, meta=np.empty((0, 0, 0), dtype=dtype),
         name=f"native-{name}-{like.name}",
