@@ -56,11 +56,11 @@ from eqi.palettes import ramp
 from eqi.params import Profile
 from eqi.pipeline.tasks import check_done, params_hash
 from eqi.pipeline.writing import display_range
-from eqi.products import TREND, ClassEntry, spec_for, wants_trends
+from eqi.products import ClassEntry, spec_for
 from eqi.resources import load_profile
 from eqi.science.trend import TREND_FIELDS, theil_sen_mk_dask, trend_class
 
-__all__ = ["TREND", "TREND_PRODUCTS", "wants_trends", "trend_rasters", "clip_to_region", "run_trends"]
+__all__ = ["TREND_PRODUCTS", "trend_rasters", "clip_to_region", "run_trends"]
 
 TREND_PRODUCTS: tuple[str, ...] = ("ndvi", "fvc", "rsei")  # higher is better for all three
 _COLOURS = {1: "#1a9641", 2: "#e0e0e0", 3: "#d7191c"}

@@ -21,8 +21,8 @@ from scipy import stats
 from eqi.geo.grid import TileGrid
 from eqi.geo.regions import Region
 from eqi.io.cog import write_cog
-from eqi.pipeline.trend_stage import run_trends, wants_trends
-from eqi.products import expand_products
+from eqi.pipeline.trend_stage import run_trends
+from eqi.products import expand_products, wants_trends
 from eqi.resources import load_profile
 
 YEARS = [2016, 2017, 2019, 2020, 2023]
