@@ -353,9 +353,11 @@ def _load_file(spec: str, *, name_field: str | None, where: str | None) -> list[
 
 
 def _read_geojson(path: Path) -> gpd.GeoDataFrame | None:
-    """A plain GeoJSON file read without GDAL (as GDAL's GeoJSON driver reads it); None for
-    anything this does not read the same way (other formats, a feature ``id`` GDAL would turn
-    into a field, unparsable text: pyogrio then reads it, or names the problem)."""
+    """A plain GeoJSON file read without GDAL: the features, names and CRS GDAL's GeoJSON driver
+    gives (tested), attribute values as JSON has them (GDAL would turn date-like strings into
+    timestamps and lists into arrays).  None for what this does not read the same way (other
+    formats, a feature ``id`` GDAL would turn into a field, unparsable text): pyogrio then reads
+    it, or names the problem."""
     if path.suffix.lower() not in (".geojson", ".json") or not path.is_file():
         return None
     try:

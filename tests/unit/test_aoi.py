@@ -465,6 +465,10 @@ def test_geojson_shapes_and_legacy_crs_read_as_gdal_reads_them(
     for path in (mixed, bare, single, legacy):
         _same_regions(load_regions(path), _through_gdal(monkeypatch, path))
     assert load_regions(mixed)[0].attrs == {"name": "A", "code": 7, "area": 1.5, "flag": None}
+    # values stay as JSON has them (GDAL would give a Timestamp and an array): JSON-friendly attrs
+    typed = _geojson(tmp_path / "typed.geojson", [_feature({"type": "Polygon", "coordinates": [SQUARE]},
+                                                           name="t", when="2021-05-01", tags=[1, 2])])  # fmt: skip
+    assert load_regions(typed)[0].attrs == {"name": "t", "when": "2021-05-01", "tags": [1, 2]}
     assert load_regions(legacy)[0].bounds[0] == pytest.approx(104.05 - 0.0052, abs=3e-4)
 
 
