@@ -539,10 +539,19 @@ def _print_built(built: Any) -> None:
         _echo(f"QGIS project: {path}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: map eqi errors to exit codes and one-line messages."""
+def _usage_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(usage errors, aborts) of the command-line parser: Click's, and those of the copy of Click
+    that typer >= 0.2x vendors (``typer.TyperException``, ``typer.Abort``), which Click's classes miss."""
     import click
 
+    usage: list[type[BaseException]] = [click.exceptions.ClickException]
+    if isinstance(getattr(typer, "TyperException", None), type):
+        usage.append(typer.TyperException)
+    return tuple(usage), tuple({click.exceptions.Abort, typer.Abort})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: map eqi errors to exit codes and one-line messages."""
     from eqi.io.logs import configure_logging
 
     configure_logging()
@@ -555,15 +564,16 @@ def main(argv: list[str] | None = None) -> None:
     from rasterio.errors import NotGeoreferencedWarning
 
     warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+    usage_errors, aborts = _usage_errors()
     try:
         code = app(args=argv, standalone_mode=False)
     except EqiError as exc:
         log.error("%s", exc)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except aborts:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except click.exceptions.ClickException as exc:
+    except usage_errors as exc:
         exc.show()
         sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:

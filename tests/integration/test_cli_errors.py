@@ -196,3 +196,19 @@ def test_second_run_on_a_locked_output_folder_exits_75(archive: Path, tmp_path: 
     assert res.returncode == 75, res.stdout + res.stderr
     assert "Traceback" not in res.stderr and res.stderr.startswith("error:")
     assert not list(out.rglob("*.tif"))
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("run", "--no-such-option"), "No such option: --no-such-option"),
+        (("no-such-command",), "No such command 'no-such-command'"),
+        (("run", "--products"), "'--products' requires an argument"),
+    ],
+)
+def test_command_line_usage_errors_exit_2_without_traceback(args: tuple[str, ...], needle: str) -> None:
+    # typer >= 0.2x raises the usage errors of its own copy of Click, not click.ClickException
+    res = eqi(*args)
+    assert res.returncode == 2, f"exit {res.returncode}\nstderr:{res.stderr}"
+    assert "Traceback" not in res.stderr and "Traceback" not in res.stdout
+    assert needle in res.stderr, res.stderr
