@@ -223,14 +223,29 @@ def test_kept_files_stay_within_the_open_file_limit(tmp_path: Path, monkeypatch:
     native_read.release_handles()
 
 
-def test_the_block_cache_cap_holds_process_wide() -> None:
+def _gdal_cache_max_bytes() -> int:
+    """GDAL's own block-cache limit (GDALGetCacheMax64) from the libgdal this process loaded."""
+    import ctypes
+
+    rasterio.Env  # noqa: B018  (libgdal is loaded with rasterio)
+    with open("/proc/self/maps") as maps:
+        path = next(line.split()[-1] for line in maps if "libgdal" in line)
+    lib = ctypes.CDLL(path)
+    lib.GDALGetCacheMax64.restype = ctypes.c_int64
+    return int(lib.GDALGetCacheMax64())
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads libgdal's path from /proc (Linux)")
+def test_the_block_cache_cap_holds_process_wide_in_bytes() -> None:
     from rasterio.env import get_gdal_config, set_gdal_config
 
-    from eqi.io.gdal import apply_gdal_options, gdal_options
+    from eqi.io.gdal import BLOCK_CACHE_BYTES, apply_gdal_options, gdal_options
 
     before = get_gdal_config("GDAL_CACHEMAX")
     try:
-        apply_gdal_options({**gdal_options(), "GDAL_CACHEMAX": 48})
-        assert int(get_gdal_config("GDAL_CACHEMAX")) == 48  # outside odc-stac's own environment too
+        apply_gdal_options({**gdal_options(), "GDAL_CACHEMAX": 48 * 2**20})
+        assert _gdal_cache_max_bytes() == 48 * 2**20  # GDAL's value, outside odc-stac's environment too
+        apply_gdal_options()
+        assert _gdal_cache_max_bytes() == BLOCK_CACHE_BYTES == 2 * 2**20  # 2 MiB, not 2 bytes or 2 GiB
     finally:
         set_gdal_config("GDAL_CACHEMAX", before)

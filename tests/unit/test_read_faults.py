@@ -66,7 +66,7 @@ def test_retry_settings_reach_gdal_and_the_environment_can_tune_them() -> None:
     opts = gdal_options({})
     assert opts["GDAL_HTTP_RETRY_CODES"] == "429,500,502,503,504" and int(opts["GDAL_HTTP_MAX_RETRY"]) >= 3
     tuned = gdal_options({"GDAL_HTTP_MAX_RETRY": "10", "GDAL_CACHEMAX": "9999"})
-    assert tuned["GDAL_HTTP_MAX_RETRY"] == "10" and tuned["GDAL_CACHEMAX"] == 64  # only retry keys
+    assert tuned["GDAL_HTTP_MAX_RETRY"] == "10" and tuned["GDAL_CACHEMAX"] == 2 * 2**20  # only retry keys
     assert set(HTTP_RETRY_OPTIONS) <= set(opts)
 
 
