@@ -170,8 +170,12 @@ def run_tile_jobs(
     request cache and credentials are.
     """
     if client is None or materialize is not None or not jobs:
-        for job in jobs:
-            yield execute_tile(plan, job, scenes_of[job.year], materialize=materialize, progress=progress)
+        try:
+            for job in jobs:
+                yield execute_tile(plan, job, scenes_of[job.year], materialize=materialize, progress=progress)
+        finally:  # the scene files the tiles kept open (~36 MiB for 16 dates x 8 bands): no scene read follows
+            if release_handles():
+                release_memory()
         return
     from distributed import as_completed
 

@@ -249,3 +249,30 @@ def test_the_block_cache_cap_holds_process_wide_in_bytes() -> None:
         assert _gdal_cache_max_bytes() == BLOCK_CACHE_BYTES == 2 * 2**20  # 2 MiB, not 2 bytes or 2 GiB
     finally:
         set_gdal_config("GDAL_CACHEMAX", before)
+
+
+def test_the_tile_stage_closes_the_scene_files_it_kept_when_its_tiles_are_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eqi.geo.grid import TileId
+    from eqi.io import native_read
+    from eqi.pipeline import tile_tasks
+
+    base = Affine(30, 0, 500000, 0, -30, 3400000)
+    path = tmp_path / "d.tif"
+    _write(path, np.full((20, 20), 7, "uint16"), base, nodata=0)
+    item = _item("d", "2021-07-01T03:40:00Z", path, base, (20, 20), 0)
+    geobox = GeoBox((20, 20), base, CRS)
+    native_read.release_handles()
+
+    def read_tile(plan, job, scenes, **_):  # a tile that reads its scene through the kept handles
+        ds = odc.stac.load([item], bands=["red"], geobox=geobox, chunks={}, debug=True)
+        assert int(_native(ds, "red", ds.encoding.pop("debug"), geobox).compute(scheduler="sync")[0, 0, 0]) == 7
+        return job
+
+    monkeypatch.setattr(tile_tasks, "execute_tile", read_tile)
+    tiles = [tile_tasks.TileJob(2021, TileId(0, 0), "t0", {}), tile_tasks.TileJob(2021, TileId(1, 0), "t1", {})]
+    jobs = tile_tasks.run_tile_jobs(None, tiles, {2021: None}, progress=lambda _: None)  # type: ignore[arg-type]
+    assert next(jobs) is tiles[0] and len(native_read._LOCAL.files.open) == 1  # kept for the next tile
+    assert list(jobs) == [tiles[1]]
+    assert len(native_read._LOCAL.files.open) == 0  # closed once the tiles are done
