@@ -22,7 +22,7 @@ shared.  Per-year mode is a fit on one year alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,10 @@ _POSITIVE = ("ndvi", "wet")  # ecologically positive factors (spec §6.3-4)
 _NEGATIVE = ("lst", "ndbsi")
 _ROW_BLOCK = 1024  # rows per step when locating sampled pixels (bounds temporary memory)
 _KEPT_MASK_BYTES = 64 * 2**20  # bit-packed valid masks kept between the fit passes (bytes)
+
+
+def _nothing() -> None:
+    """The default ``after_part`` hook of the fit passes."""
 
 
 # ------------------------------------------------------------------------------------ parameters
@@ -517,7 +521,8 @@ def _covariance(x: np.ndarray) -> np.ndarray:
 
 
 def _valid_counts(
-    groups: Sequence[Sequence[RseiComponents]], names: tuple[str, ...], *, minmax: bool
+    groups: Sequence[Sequence[RseiComponents]], names: tuple[str, ...], *, minmax: bool,
+    after_part: Callable[[], None] = _nothing,
 ) -> tuple[list[list[int]], list[tuple[Any, ...]], dict[tuple[int, int], np.ndarray]]:
     """Pass 1: valid pixels of every part, their masks, and (``minmax``) each component's min/max.
 
@@ -546,6 +551,7 @@ def _valid_counts(
             elif mask.size // 8 <= budget:
                 kept[(gi, ci)] = np.packbits(mask, axis=None)
                 budget -= kept[(gi, ci)].nbytes
+            after_part()
     return counts, extremes, kept
 
 
@@ -563,6 +569,7 @@ def _kept_mask(kept: Mapping[tuple[int, int], np.ndarray], key: tuple[int, int],
 def _draw_sample(
     groups: Sequence[Sequence[RseiComponents]], counts: Sequence[Sequence[int]],
     kept: Mapping[tuple[int, int], np.ndarray], names: tuple[str, ...], *, size: int, seed: int,
+    after_part: Callable[[], None] = _nothing,
 ) -> np.ndarray:
     """Pass 2: a seeded sample of ``size`` pixels per year, spread over its parts in proportion to
     their valid pixels; (n, k) float64 component values."""
@@ -576,6 +583,7 @@ def _draw_sample(
             rows, cols = _sample_positions(_kept_mask(kept, (i, j), c), quota, rng)
             values = dask.compute(*[_gather(c.layers[n], rows, cols) for n in names])
             blocks.append(np.stack([np.asarray(v, np.float64) for v in values], axis=1))
+            after_part()
     return np.concatenate(blocks)
 
 
@@ -618,11 +626,15 @@ def _principal_component(
     return mean, vec, eigval, float(eigval[0] / total) if total > 0 else 0.0
 
 
-def _rsei0_bounds(rsei0: Sequence[Sequence[xr.DataArray]]) -> tuple[float, float]:
-    """Pass 3: min and max of RSEI_0 over all valid pixels of all years and parts."""
-    ext0 = np.asarray(
-        dask.compute(*[a for g in rsei0 for r in g for a in (r.min().data, r.max().data)]), dtype=np.float64
-    )
+def _rsei0_bounds(
+    rsei0: Sequence[Sequence[xr.DataArray]], after_part: Callable[[], None] = _nothing
+) -> tuple[float, float]:
+    """Pass 3: min and max of RSEI_0 over all valid pixels of all years and parts (part by part)."""
+    ext: list[Any] = []
+    for r in (r for g in rsei0 for r in g):
+        ext += dask.compute(r.min().data, r.max().data)
+        after_part()
+    ext0 = np.asarray(ext, dtype=np.float64)
     rmin, rmax = float(np.nanmin(ext0[0::2])), float(np.nanmax(ext0[1::2]))
     if not rmax > rmin:
         raise InputError("RSEI_0 is constant over the valid pixels; the components carry no contrast")
@@ -636,12 +648,13 @@ def fit_rsei_model(
     sample_size: int | None = None,
     seed: int | None = None,
     params: Mapping[str, Any] | None = None,
+    after_part: Callable[[], None] = _nothing,
     _solver_sign: int = 1,
 ) -> RseiModel:
     """Fit normalisation, PCA and final bounds; see :func:`_fit` (which also returns RSEI_0)."""
     return _fit(
         years, normalisation=normalisation, sample_size=sample_size, seed=seed, params=params,
-        _solver_sign=_solver_sign,
+        after_part=after_part, _solver_sign=_solver_sign,
     )[0]
 
 
@@ -652,6 +665,7 @@ def _fit(
     sample_size: int | None = None,
     seed: int | None = None,
     params: Mapping[str, Any] | None = None,
+    after_part: Callable[[], None] = _nothing,
     _solver_sign: int = 1,
 ) -> tuple[RseiModel, list[xr.DataArray]]:
     """Fit normalisation, PCA and final bounds on one year (per-year) or several (pooled).
@@ -665,6 +679,9 @@ def _fit(
         percentiles of the PCA sample, then clip); default from ``rsei.yaml``.
     sample_size, seed
         PCA sample per year and RNG seed; defaults from ``rsei.yaml``.
+    after_part
+        Called after each part's (tile's) computation in each pass, e.g. to hand freed heap back
+        to the system between tiles (the pipeline's ``release_memory``); it must not change data.
     _solver_sign
         Test hook: multiplies the solver's eigenvector before orientation (must not change output).
     """
@@ -690,18 +707,18 @@ def _fit(
     if size < k + 1:
         raise ConfigError(f"RSEI sample_size must be at least {k + 1}, got {size}")
 
-    n_valid_parts, extremes, kept = _valid_counts(groups, names, minmax=method == "minmax")
+    n_valid_parts, extremes, kept = _valid_counts(groups, names, minmax=method == "minmax", after_part=after_part)
     n_valid = tuple(sum(v) for v in n_valid_parts)
     for g, n in zip(groups, n_valid, strict=True):
         if n < k + 1:
             raise _empty_year_error(g, n, k)
-    sample = _draw_sample(groups, n_valid_parts, kept, names, size=size, seed=seed)
+    sample = _draw_sample(groups, n_valid_parts, kept, names, size=size, seed=seed, after_part=after_part)
     lo, hi, percentiles = _normalisation_bounds(sample, extremes, names, method, norm_cfg)
     mean, vec, eigval, share = _principal_component(
         sample, lo, hi, names, tol=float(param_value(pca_cfg["orientation_tie_tolerance"])), solver_sign=_solver_sign
     )
     rsei0 = [[_rsei0(c, lo, hi, mean, vec) for c in g] for g in groups]
-    rmin, rmax = _rsei0_bounds(rsei0)
+    rmin, rmax = _rsei0_bounds(rsei0, after_part)
 
     qa: list[str] = []
     min_share = float(param_value(pca_cfg["qa_min_pc1_share"]))

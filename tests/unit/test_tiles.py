@@ -123,7 +123,10 @@ def test_rsei_fitted_on_tiles_equals_the_fit_on_the_whole_area(normalisation) ->
         _components({k: v[r0:r1, c0:c1] for k, v in arrays.items()})
         for r0, r1 in ((0, 50), (50, 120)) for c0, c1 in ((0, 40), (40, 90))
     ]  # fmt: skip
-    split = fit([tiles])
+    calls: list[int] = []
+    split = fit([tiles], after_part=lambda: calls.append(1))
+    assert len(calls) == 3 * len(tiles)  # the hook runs after every tile of each of the 3 passes
+    assert split == fit([tiles])  # and changes nothing
     np.testing.assert_allclose(split.eigenvector, whole.eigenvector, rtol=0, atol=1e-9)
     np.testing.assert_allclose(split.norm_min, whole.norm_min, rtol=0, atol=1e-9)
     np.testing.assert_allclose(split.norm_max, whole.norm_max, rtol=0, atol=1e-9)
