@@ -5,8 +5,8 @@ odc-loader uses, odc-geo's ``compute_reproject_roi``: same CRS and pixel size, c
 Landsat C2 L2 in its own UTM zone at 30 m, Sentinel-2's 10 m bands at 10 m, the files Sentinel
 Hub delivers on the tile grid), each Dask chunk is a plain windowed read of the files of its time
 slice.  odc-loader takes the same read for such sources (its "paste" case of ``rio_read``), but
-sets up a reader, a GDAL environment and a reprojection plan per chunk.  Each thread keeps the
-files it opened for the next blocks and tiles (:func:`release_handles` closes them), since opening
+sets up a reader, a GDAL environment and a reprojection plan per chunk.  The reading threads share
+the files they opened for the next blocks and tiles (:func:`release_handles` closes them), since opening
 a GeoTIFF costs about a third of reading a 512 px window of it, with the GIL held.  Figures:
 ``docs/architecture.md``, "Reads on the native grid".
 
@@ -25,9 +25,9 @@ import functools
 import os
 import resource
 import threading
-import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -45,7 +45,7 @@ from eqi.io.read_errors import note_failure
 __all__ = ["NativeSource", "native_source", "native_sources", "native_band", "release_handles"]
 
 _TRANSFORM_TOL = 1e-6  # of a pixel: a file's transform this close to its declared one is that one
-_MAX_HANDLES = 256  # open files kept per thread at most (least recently used closed first)
+_MAX_HANDLES = 512  # idle open files kept at most, all threads together (least recently used closed first)
 
 
 @dataclass(frozen=True)
@@ -109,76 +109,100 @@ def _open(src: NativeSource) -> Any:
     return ds
 
 
-class _ThreadFiles:
-    """One thread's open files, least recently used first (a rasterio dataset is used by one
-    thread at a time); the lock lets :func:`release_handles` close them from another thread."""
+class _FilePool:
+    """Open files shared by the reading threads: a handle is used by one thread at a time (taken,
+    then given back), idle ones are kept for the next block and tile, least recently used closed
+    first.  One pool for all threads, so the handles kept follow the files read (one per file and
+    concurrent reader), not files x threads."""
 
     def __init__(self) -> None:
-        self.open: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self.idle: OrderedDict[tuple[Any, ...], list[Any]] = OrderedDict()
+        self.n_idle = 0
         self.lock = threading.Lock()
 
+    def take(self, key: tuple[Any, ...]) -> Any | None:
+        with self.lock:
+            handles = self.idle.get(key)
+            if not handles:
+                return None
+            self.n_idle -= 1
+            ds = handles.pop()
+            if not handles:
+                del self.idle[key]
+            return ds
 
-class _Local(threading.local):
-    def __init__(self) -> None:  # runs once in every thread that reads
-        self.files = _ThreadFiles()
-        with _REGISTRY_LOCK:
-            _REGISTRY.add(self.files)  # weak: gone with its thread
+    def give(self, key: tuple[Any, ...], ds: Any, limit: int) -> None:
+        closing = []
+        with self.lock:
+            self.idle.setdefault(key, []).append(ds)
+            self.idle.move_to_end(key)
+            self.n_idle += 1
+            while self.n_idle > limit:
+                old_key, handles = next(iter(self.idle.items()))
+                closing.append(handles.pop(0))
+                self.n_idle -= 1
+                if not handles:
+                    del self.idle[old_key]
+        for old in closing:
+            old.close()
+
+    def close_all(self) -> int:
+        with self.lock:
+            every = [ds for handles in self.idle.values() for ds in handles]
+            self.idle.clear()
+            self.n_idle = 0
+        for ds in every:
+            ds.close()
+        return len(every)
 
 
-_REGISTRY: weakref.WeakSet[_ThreadFiles] = weakref.WeakSet()
-_REGISTRY_LOCK = threading.Lock()
-_LOCAL = _Local()
+_POOL = _FilePool()
 
 
 def _max_kept() -> int:
-    """Files one thread may keep open: ``_MAX_HANDLES``, less where the process's open-file limit
-    (``ulimit -n``, often 1024) shared by the reading threads would not leave three quarters free."""
+    """Idle files kept at most: ``_MAX_HANDLES``, less where the process's open-file limit
+    (``ulimit -n``, often 1024) would not leave three quarters free."""
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft == resource.RLIM_INFINITY:
         return _MAX_HANDLES
-    return max(4, min(_MAX_HANDLES, soft // (4 * max(len(_REGISTRY), 1))))
+    return max(4, min(_MAX_HANDLES, soft // 4))
 
 
-def _dataset(src: NativeSource) -> Any:
-    """``src``'s open file: this thread's handle when the file is unchanged since it was opened
-    (same inode, size and modification time), else a newly opened and checked one.
-
-    Opening a GeoTIFF costs about a third of reading a 512 px window of it, with the GIL held
-    (rasterio), and a tile reads every file once per block; a handle is therefore kept for the
-    next block and the next tile.  Decoded blocks stay in GDAL's block cache, which
-    ``GDAL_CACHEMAX`` caps process-wide (:mod:`eqi.io.gdal`).
-    """
+def _file_key(src: NativeSource) -> tuple[Any, ...]:
+    """``src``'s file as it is now (path, inode, size, modification time) and its declared grid."""
     try:
         stat = os.stat(src.path)
     except OSError as exc:
         raise RasterioIOError(f"{src.path}: {exc.strerror or exc}") from exc
-    key = (src.path, stat.st_ino, stat.st_size, stat.st_mtime_ns, src.shape, src.transform)
-    files = _LOCAL.files
-    with files.lock:
-        ds = files.open.get(key)
-        if ds is not None:
-            files.open.move_to_end(key)
-            return ds
-    ds = _open(src)
-    limit = _max_kept()
-    with files.lock:
-        files.open[key] = ds
-        while len(files.open) > limit:
-            files.open.popitem(last=False)[1].close()
-    return ds
+    return (src.path, stat.st_ino, stat.st_size, stat.st_mtime_ns, src.shape, src.transform)
+
+
+@contextmanager
+def _dataset(src: NativeSource) -> Iterator[Any]:
+    """``src``'s open file, for this thread while the block is read: a kept handle when the file
+    is unchanged since it was opened (same inode, size and modification time), else a newly
+    opened and checked one; kept afterwards (closed instead when the read failed).
+
+    Opening a GeoTIFF costs about a third of reading a 512 px window of it, with the GIL held
+    (rasterio), and a tile reads every file once per block; a handle is therefore kept for the
+    next block and the next tile.  ``GDAL_CACHEMAX`` caps the block cache process-wide
+    (:mod:`eqi.io.gdal`).
+    """
+    key = _file_key(src)
+    ds = _POOL.take(key)
+    if ds is None:
+        ds = _open(src)
+    try:
+        yield ds
+    except BaseException:
+        ds.close()
+        raise
+    _POOL.give(key, ds, _max_kept())
 
 
 def release_handles() -> int:
-    """Close every thread's kept files (call when no read is running); the number closed."""
-    closed = 0
-    with _REGISTRY_LOCK:
-        every_thread = list(_REGISTRY)
-    for files in every_thread:
-        with files.lock:
-            while files.open:
-                files.open.popitem()[1].close()
-                closed += 1
-    return closed
+    """Close the kept files (call when no read is running); the number closed."""
+    return _POOL.close_all()
 
 
 def _paste(out: np.ndarray, src: NativeSource, y0: int, x0: int, fill: Any) -> None:
@@ -190,10 +214,10 @@ def _paste(out: np.ndarray, src: NativeSource, y0: int, x0: int, fill: Any) -> N
     if r0 >= r1 or c0 >= c1:
         return
     try:
-        ds = _dataset(src)
-        window = Window(c0 + src.dx, r0 + src.dy, c1 - c0, r1 - r0)
-        pix = ds.read(src.band, window=window, out_dtype=out.dtype)
-        nodata = ds.nodatavals[src.band - 1]
+        with _dataset(src) as ds:
+            window = Window(c0 + src.dx, r0 + src.dy, c1 - c0, r1 - r0)
+            pix = ds.read(src.band, window=window, out_dtype=out.dtype)
+            nodata = ds.nodatavals[src.band - 1]
     except RasterioError as exc:
         note_failure(src.path, str(exc))
         raise

@@ -217,7 +217,7 @@ def test_kept_files_stay_within_the_open_file_limit(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(resource, "getrlimit", lambda _: (24, 24))  # `ulimit -n 24`
     values = native.compute(scheduler="sync")
     np.testing.assert_array_equal(values[:, 0, 0], np.arange(1, 13))  # every date read, in order
-    kept = len(native_read._LOCAL.files.open)
+    kept = native_read._POOL.n_idle
     assert 1 <= kept <= 24 // 4
     monkeypatch.undo()
     native_read.release_handles()
@@ -273,6 +273,33 @@ def test_the_tile_stage_closes_the_scene_files_it_kept_when_its_tiles_are_done(
     monkeypatch.setattr(tile_tasks, "execute_tile", read_tile)
     tiles = [tile_tasks.TileJob(2021, TileId(0, 0), "t0", {}), tile_tasks.TileJob(2021, TileId(1, 0), "t1", {})]
     jobs = tile_tasks.run_tile_jobs(None, tiles, {2021: None}, progress=lambda _: None)  # type: ignore[arg-type]
-    assert next(jobs) is tiles[0] and len(native_read._LOCAL.files.open) == 1  # kept for the next tile
+    assert next(jobs) is tiles[0] and native_read._POOL.n_idle == 1  # kept for the next tile
     assert list(jobs) == [tiles[1]]
-    assert len(native_read._LOCAL.files.open) == 0  # closed once the tiles are done
+    assert native_read._POOL.n_idle == 0  # closed once the tiles are done
+
+
+def test_reading_threads_share_kept_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from eqi.io import native_read
+
+    base = Affine(30, 0, 500000, 0, -30, 3400000)
+    path = tmp_path / "s.tif"
+    _write(path, np.full((20, 20), 3, "uint16"), base, nodata=0)
+    item = _item("s", "2021-07-01T03:40:00Z", path, base, (20, 20), 0)
+    geobox = GeoBox((20, 20), base, CRS)
+    opened: list[str] = []
+    real_open = native_read._open
+    monkeypatch.setattr(native_read, "_open", lambda src: opened.append(src.path) or real_open(src))
+    native_read.release_handles()
+
+    def read() -> None:
+        ds = odc.stac.load([item], bands=["red"], geobox=geobox, chunks={"x": 8, "y": 8}, debug=True)
+        assert (_native(ds, "red", ds.encoding.pop("debug"), geobox).compute(scheduler="sync") == 3).all()
+
+    for _ in range(2):  # two threads, one after the other: the second takes the first one's handle
+        worker = threading.Thread(target=read)
+        worker.start()
+        worker.join()
+    assert opened == [str(path)] and native_read._POOL.n_idle == 1
+    assert native_read.release_handles() == 1
