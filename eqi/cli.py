@@ -553,7 +553,9 @@ def _usage_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseExc
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: map eqi errors to exit codes and one-line messages."""
     from eqi.io.logs import configure_logging
+    from eqi.pipeline.memory import limit_malloc_arenas
 
+    limit_malloc_arenas()  # before any reading thread starts: the threads share one malloc arena
     configure_logging()
     # odc-loader logs every failed read; eqi reports the failure itself, once, with advice
     logging.getLogger("odc.loader").setLevel(logging.CRITICAL)
