@@ -227,9 +227,10 @@ def _gdal_cache_max_bytes() -> int:
     """GDAL's own block-cache limit (GDALGetCacheMax64) from the libgdal this process loaded."""
     import ctypes
 
-    rasterio.Env  # noqa: B018  (libgdal is loaded with rasterio)
-    with open("/proc/self/maps") as maps:
-        path = next(line.split()[-1] for line in maps if "libgdal" in line)
+    with open("/proc/self/maps") as maps:  # pyogrio and QGIS may have loaded libgdal copies of their own
+        loaded = [line.split()[-1] for line in maps if "/libgdal" in line]
+    wheel = str(Path(rasterio.__file__).parent.parent / "rasterio.libs")
+    path = next((p for p in loaded if p.startswith(wheel)), loaded[0])
     lib = ctypes.CDLL(path)
     lib.GDALGetCacheMax64.restype = ctypes.c_int64
     return int(lib.GDALGetCacheMax64())
