@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,6 +84,43 @@ def test_vrt_mosaic_places_each_tile_at_its_pixels(tmp_path) -> None:
     assert np.all(np.isnan(mosaic[412:, :312]))  # the missing tile reads as nodata
     with rasterio.open(vrt) as src:
         assert src.crs.to_epsg() == 32648 and src.transform == region.affine
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files in /proc (Linux)")
+def test_a_mosaic_over_many_tiles_keeps_few_of_them_open(tmp_path) -> None:
+    import os
+
+    import dask
+    from affine import Affine
+    from odc.geo.geobox import GeoBox
+
+    from eqi.io.gdal import VRT_SOURCES_OPEN, apply_gdal_options
+
+    grid = TileGrid("EPSG:32648", 30.0, tile_px=512)
+    tiles = [TileId(c, r) for r in range(4) for c in range(4)]  # 16 tiles
+    sources = []
+    for k, tile in enumerate(tiles):
+        path = tmp_path / f"{tile}.tif"
+        write_cog(_tile_array(grid, tile, k + 1.0), path, nodata=float("nan"), description="t",
+                  kind="continuous", intermediate=True)  # fmt: skip
+        sources.append((path, grid.tile_geobox(tile)))
+    first = sources[0][1]
+    left, top = min(g.affine.c for _, g in sources), max(g.affine.f for _, g in sources)
+    region = GeoBox((2048, 2048), Affine(30.0, 0, left, 0, -30.0, top), first.crs)
+    vrt = write_vrt(tmp_path / "m.vrt", region, sources, dtype="float32", nodata=float("nan"))
+    apply_gdal_options()
+
+    def tiles_open() -> int:  # the oracle: the process's open files
+        names = [os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")]
+        return sum(n in files for n in names)
+
+    files = {os.path.realpath(p) for p, _ in sources}
+
+    with dask.config.set(scheduler="sync"):
+        mosaic = open_raster(vrt, chunk=512)
+        values = mosaic.values  # every block of the mosaic, tile by tile
+        assert np.nanmax(values) == 16.0 and np.nanmin(values) == 1.0
+        assert 1 <= tiles_open() <= VRT_SOURCES_OPEN < len(tiles)
 
 
 def test_fvc_bounds_from_summed_tile_histograms_match_numpy_percentiles() -> None:
