@@ -29,6 +29,8 @@ def test_nan_quantiles_equal_numpy(q: float) -> None:
     got = nan_quantiles(values, [q])[0]
     assert np.isnan(got[0, 0])
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6, equal_nan=True)
+    given = nan_quantiles(values, [q], np.isfinite(values).sum(axis=0))[0]  # the caller's count
+    np.testing.assert_array_equal(given, got)
 
 
 def test_reduce_block_scales_per_slice_and_skips_masked() -> None:
