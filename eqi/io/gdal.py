@@ -32,7 +32,7 @@ BLOCK_CACHE_BYTES = 2 * 2**20
 # Source files a VRT (a region's mosaic over its tile COGs) keeps open at most (GDAL's default 100).
 # Each open tile product holds its decode buffers (~2.6 MiB for a 512 px ZSTD float32 block), so the
 # default let a region's mosaic grow with its tiles: +42 MiB for 16 tiles.  A 512 px block lies in
-# one tile, so a few are enough (bench tiles_scaling, 16 tiles: peak 347 -> 300 MiB with 4).
+# one tile, so a few are enough (bench tiles_scaling, 16 tiles: peak 347 -> 303 MiB with 8, 300 with 4).
 VRT_SOURCES_OPEN = 8
 
 # GDAL settings applied in this process and on every Dask worker (configure_gdal).
