@@ -263,16 +263,6 @@ def _native_sources(ds: xr.Dataset, name: Any, plan: Any, geobox: GeoBox) -> tup
     return native_sources(ds[name].data, slices, geobox, fill=ds[name].attrs.get("nodata"))
 
 
-def _native(ds: xr.Dataset, name: Any, plan: Any, geobox: GeoBox, dates_per_chunk: int = 1) -> da.Array | None:
-    """Band ``name`` of ``ds`` as windowed reads of ``dates_per_chunk`` dates each when all its
-    sources lie on ``geobox``'s grid, else None."""
-    sources = _native_sources(ds, name, plan, geobox)
-    if sources is None:
-        return None
-    return native_band(ds[name].data, sources, fill=ds[name].attrs.get("nodata"), name=str(name),
-                       dates_per_chunk=dates_per_chunk)
-
-
 def load_group(
     group: ItemGroup,
     geobox: GeoBox,

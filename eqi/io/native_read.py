@@ -278,5 +278,5 @@ def native_band(
     read = functools.partial(_read_block, native, dtype.type(fill), dtype)
     return da.map_blocks(
         read, chunks=(times, *like.chunks[1:]), dtype=dtype, meta=np.empty((0, 0, 0), dtype=dtype),
-        name=f"native-{name}-{like.name}",
+        name=f"native-{name}-{step}-{like.name}",  # keys differ by step: chunks differ too
     )  # fmt: skip

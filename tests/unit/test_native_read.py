@@ -15,13 +15,23 @@ from odc.geo.geobox import GeoBox
 from rasterio.errors import RasterioIOError
 
 from eqi.io.catalog.archive import scan_scenes
-from eqi.io.load import _native, group_items, load_group
+from eqi.io.load import _native_sources, group_items, load_group
+from eqi.io.native_read import native_band
 from eqi.io.read_errors import failed_assets, forget
 
 CRS = "EPSG:32648"
 EXTENSIONS = ["https://stac-extensions.github.io/projection/v2.0.0/schema.json",
               "https://stac-extensions.github.io/raster/v1.1.0/schema.json"]  # fmt: skip
 
+
+
+def _native(ds, name, plan, geobox, dates_per_chunk=1):
+    """Band ``name`` of an odc-stac load as load_group reads it when it lies on ``geobox``'s grid."""
+    sources = _native_sources(ds, name, plan, geobox)
+    if sources is None:
+        return None
+    return native_band(ds[name].data, sources, fill=ds[name].attrs.get("nodata"), name=str(name),
+                       dates_per_chunk=dates_per_chunk)
 
 def _odc(items, bands, geobox) -> dict[str, np.ndarray]:
     ds = odc.stac.load(list(items), bands=list(bands), geobox=geobox, groupby="solar_day", chunks={})
