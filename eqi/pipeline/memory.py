@@ -20,12 +20,21 @@ import ctypes
 import gc
 import os
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 __all__ = ["release_memory", "limit_malloc_arenas"]
 
-_MALLOC_TRIM: Any = None  # glibc's malloc_trim once looked up; False where there is none
 _M_ARENA_MAX = -8  # mallopt parameter (glibc malloc.h)
+
+
+@cache
+def _glibc(function: str) -> Any | None:
+    """``function`` of glibc, or None where the C library is not glibc (musl, macOS, Windows)."""
+    try:
+        return getattr(ctypes.CDLL("libc.so.6"), function)
+    except (OSError, AttributeError):
+        return None
 
 
 def limit_malloc_arenas(arenas: int = 1, environ: Mapping[str, str] | None = None) -> bool:
@@ -33,11 +42,8 @@ def limit_malloc_arenas(arenas: int = 1, environ: Mapping[str, str] | None = Non
     the reading threads start.  Left alone where ``MALLOC_ARENA_MAX`` is in the environment
     (glibc has applied it) or the C library is not glibc.  True when applied."""
     env = os.environ if environ is None else environ
-    if "MALLOC_ARENA_MAX" in env:
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # musl, macOS, Windows
+    mallopt = _glibc("mallopt")
+    if "MALLOC_ARENA_MAX" in env or mallopt is None:
         return False
     return bool(mallopt(_M_ARENA_MAX, int(arenas)))
 
@@ -46,13 +52,8 @@ def release_memory(*, collect: bool = True) -> None:
     """Collect the cycles of the finished work (``collect``: about 5 ms in a run, so not after
     every small step) and return the free C heap to the system (a no-op where the C library is
     not glibc; about 1 ms)."""
-    global _MALLOC_TRIM
     if collect:
         gc.collect()
-    if _MALLOC_TRIM is None:
-        try:
-            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):  # musl, macOS, Windows
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
+    trim = _glibc("malloc_trim")
+    if trim is not None:
+        trim(0)
