@@ -25,7 +25,12 @@ def _run(parquet: Path, aoi: Path, out: Path, dates_per_chunk: int, tmp_path: Pa
     main(["run", str(config)])  # returns on success (exit 0)
 
 
-def test_outputs_do_not_depend_on_dates_per_chunk(tmp_path: Path) -> None:
+def test_outputs_do_not_depend_on_dates_per_chunk(tmp_path: Path, monkeypatch) -> None:
+    from eqi.io import load
+
+    steps: list[int] = []  # the reads really are windowed, several dates per task in the second run
+    real = load.native_band
+    monkeypatch.setattr(load, "native_band", lambda *a, **k: steps.append(k["dates_per_chunk"]) or real(*a, **k))
     region = Polygon([(103.80, 30.69), (103.83, 30.70), (103.82, 30.73), (103.79, 30.72)])
     sim = simulate_archive(region, tmp_path / "archive", region_name="tiny", years=(2022,), margin_m=600.0)
     parquet = index_archive([sim.scenes_dir], tmp_path / "archive.parquet").out
@@ -34,6 +39,7 @@ def test_outputs_do_not_depend_on_dates_per_chunk(tmp_path: Path) -> None:
     one, four = tmp_path / "one", tmp_path / "four"
     _run(parquet, aoi, one, 1, tmp_path)
     _run(parquet, aoi, four, 4, tmp_path)
+    assert 1 in steps and 4 in steps, steps
     files = sorted(p.relative_to(one) for p in one.rglob("*.tif"))
     assert any(p.name == "ndvi.tif" for p in files) and any(p.name == "red.tif" for p in files)
     for rel in files:
